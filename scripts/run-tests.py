@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Run godwit's meson test suites and print one summary line.
+
+meson counts test *programs*; our programs are GTest binaries speaking TAP,
+each with many test paths. This reads meson's test log and counts the TAP
+results themselves, so the last line is "N passed, N failed, N skipped"
+over individual test paths, and every skip is listed with its reason.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+TAP_OK = re.compile(r'^(not )?ok\b\s*\d*\s*-?\s*(.*)$')
+
+
+def count_tap(stdout):
+    passed = failed = skipped = 0
+    skips = []
+    fails = []
+    for line in stdout.splitlines():
+        m = TAP_OK.match(line.strip())
+        if not m:
+            continue
+        desc = m.group(2)
+        directive = ''
+        if '#' in desc:
+            desc, directive = desc.split('#', 1)
+            directive = directive.strip()
+        if m.group(1):
+            if directive.upper().startswith('TODO'):
+                continue
+            failed += 1
+            fails.append(desc.strip())
+        elif directive.upper().startswith('SKIP'):
+            skipped += 1
+            skips.append((desc.strip(), directive[4:].strip()))
+        else:
+            passed += 1
+    return passed, failed, skipped, skips, fails
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('builddir')
+    ap.add_argument('--suite', action='append', default=[])
+    ap.add_argument('--label', default='tests')
+    ap.add_argument('--timeout-multiplier', default='1')
+    ap.add_argument('--summary-file', help='also write "passed failed skipped" here')
+    args = ap.parse_args()
+
+    cmd = ['meson', 'test', '-C', args.builddir, '--print-errorlogs',
+           '--num-processes', os.environ.get('GW_TEST_JOBS', '2'),
+           '-t', args.timeout_multiplier]
+    for s in args.suite:
+        cmd += ['--suite', s]
+    rc = subprocess.call(cmd)
+
+    log = os.path.join(args.builddir, 'meson-logs', 'testlog.json')
+    passed = failed = skipped = 0
+    all_skips, all_fails = [], []
+    try:
+        with open(log) as f:
+            entries = [json.loads(l) for l in f if l.strip()]
+    except OSError:
+        entries = []
+    for e in entries:
+        p, fl, s, skips, fails = count_tap(e.get('stdout') or '')
+        if e.get('result') in ('FAIL', 'TIMEOUT', 'ERROR', 'UNEXPECTEDPASS') and fl == 0:
+            fl = 1
+            fails.append('%s (%s)' % (e.get('name'), e.get('result')))
+        if p + fl + s == 0 and e.get('result') == 'OK':
+            p = 1   # a plain (non-TAP) test program that passed
+        if p + fl + s == 0 and e.get('result') == 'SKIP':
+            s = 1
+            skips.append((e.get('name'), 'whole program skipped'))
+        passed += p
+        failed += fl
+        skipped += s
+        all_skips += [(e.get('name'), d, why) for d, why in skips]
+        all_fails += ['%s: %s' % (e.get('name'), d) for d in fails]
+
+    if all_skips:
+        print('\n' + '!' * 70)
+        print('SKIPPED (a skip is not a pass):')
+        for name, desc, why in all_skips:
+            print('  SKIP %s %s: %s' % (name, desc, why))
+        print('!' * 70)
+    if all_fails:
+        print('\nFAILED:')
+        for f in all_fails:
+            print('  FAIL ' + f)
+    if not entries:
+        print('no test log found in %s' % log)
+        failed += 1
+    if rc != 0 and failed == 0:
+        failed = 1
+    print('%s: %d passed, %d failed, %d skipped' % (args.label, passed, failed, skipped))
+    if args.summary_file:
+        with open(args.summary_file, 'w') as f:
+            f.write('%d %d %d\n' % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
