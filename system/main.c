@@ -148,6 +148,7 @@ static gboolean on_signal(gpointer opaque)
 
 static G_GNUC_NORETURN void die(const char *what, GError *err)
 {
+    hmp_monitor_cleanup_all();
     chardev_cleanup_all();
     if (what) {
         fprintf(stderr, "godwit: %s: %s\n", what, err->message);
@@ -248,6 +249,7 @@ int main(int argc, char **argv)
     if (!ms) {
         die(NULL, err);
     }
+    migration_init();
     if (!o->incoming && !pc_load_kernel(ms, &err)) {
         die(NULL, err);
     }
@@ -306,8 +308,12 @@ int main(int argc, char **argv)
             die("-monitor", err);
         }
     }
-    if (monitor_on_mux && mux && !hmp_monitor_new(mux, &err)) {
-        die("-monitor", err);
+    if (monitor_on_mux && mux) {
+        /* Each front-end of the stdio mux gets its own handle. */
+        Chardev *mon = chardev_new_from_spec("mon:stdio", &err);
+        if (!mon || !hmp_monitor_new(mon, &err)) {
+            die("-monitor", err);
+        }
     }
 
     if (o->pidfile) {
@@ -341,6 +347,7 @@ int main(int argc, char **argv)
      * will never arrive (postcopy), and exit() ends it all the same.
      */
     qmp_server_cleanup();
+    hmp_monitor_cleanup_all();
     chardev_cleanup_all();
     if (o->pidfile) {
         unlink(o->pidfile);

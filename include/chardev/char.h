@@ -26,6 +26,17 @@ typedef void (*ChardevEventFn)(void *opaque, bool connected);
  * "unix:P,server=on,wait=off", "tcp:H:P,server=on,wait=off", "null", "none"
  * -> NULL with no error, "chardev:ID") or from -chardev options
  * ("socket,id=X,path=P,server=on,wait=off", "file,id=X,path=P", "stdio,id=X").
+ * QEMU's old "server,nowait" spelling is accepted; wait=on (the default for
+ * a server) blocks until the first client connects. Client sockets are not
+ * supported.
+ *
+ * Sharing: "stdio" is one back-end per process; every "stdio" spec (and
+ * every "chardev:ID" of a stdio or mux=on chardev) returns a new front-end
+ * handle on its mux, so -serial and -monitor get one each. C-a escapes are
+ * active once two front-ends are attached, or from the start with the
+ * "mon:" prefix ("mon:stdio": the caller attaches the monitor itself) or
+ * mux=on. A "chardev:ID" of a non-mux chardev returns that chardev, once.
+ * Errors: "chardev: unknown backend 'foo'", "chardev 'x' not found", ...
  */
 Chardev *chardev_new_from_spec(const char *spec, GError **errp);
 Chardev *chardev_new_from_opts(const char *opts, GError **errp);
@@ -52,7 +63,11 @@ bool chardev_is_mux_frontend(Chardev *chr);
 /* Short description for messages ("stdio", "unix:/tmp/m.sock", ...). */
 const char *chardev_label(Chardev *chr);
 
-/* Close every chardev (restores the terminal for stdio). */
+/*
+ * Close every chardev (restores the terminal for stdio; queued output is
+ * flushed for up to 2 s per chardev). Main thread, at exit, after
+ * hmp_monitor_cleanup_all().
+ */
 void chardev_cleanup_all(void);
 
 #endif

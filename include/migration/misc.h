@@ -5,6 +5,9 @@
 
 #include "qemu/osdep.h"
 
+/* Register RAM and the run-state record (main thread, after the machine is built). */
+void migration_init(void);
+
 /*
  * -incoming URI: start listening (or, for "defer", wait for
  * migrate-incoming). Main thread, BQL held, before the main loop runs.

@@ -14,6 +14,12 @@ typedef struct Monitor Monitor;
 /* Start an HMP monitor on @chr (prints the banner and prompt). */
 Monitor *hmp_monitor_new(Chardev *chr, GError **errp);
 
+/*
+ * Free every monitor (call before chardev_cleanup_all(), at exit). Main
+ * thread.
+ */
+void hmp_monitor_cleanup_all(void);
+
 /* Run one HMP command line and return its output (human-monitor-command). */
 char *hmp_run_command_line(const char *line);
 

@@ -1,0 +1,1174 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Live migration: the two state machines, the source and destination
+ * threads, and the QMP commands that drive them.
+ *
+ * Source ("mig/src/main"): connect -> header, CONFIG, return path + PING ->
+ * RAM setup -> passes (send dirty pages, sync) until the rest fits in
+ * downtime-limit -> stop the VM -> final sync, last pages, device records,
+ * EOF -> (return path) wait for the destination's SHUT -> completed. Dirty
+ * logging is switched off and bitmaps freed only after the last byte is
+ * out: the destination never waits for that clean-up.
+ * A return-path reader ("mig/src/return") takes PONG and SHUT.
+ *
+ * Destination ("mig/dst/main"): accept -> check header and CONFIG before
+ * anything is written -> load RAM and device records -> EOF -> SHUT ->
+ * start the guest (or leave it paused). A failed load ends the process with
+ * status 1 and the guest never runs.
+ *
+ * State changes go through one function per side that checks the old state
+ * (compare-and-swap) and emits MIGRATION.
+ */
+#include "qemu/osdep.h"
+#include "qemu/bql.h"
+#include "hw/machine.h"
+#include "migration/migration.h"
+#include "migration/misc.h"
+#include "migration/savevm.h"
+#include "migration/transport.h"
+#include "monitor/qmp.h"
+#include "qapi/qapi-commands.h"
+#include "qapi/qapi-events.h"
+#include "sysemu/cpus.h"
+#include "sysemu/kvm.h"
+#include "sysemu/main-loop.h"
+#include "sysemu/runstate.h"
+#include <poll.h>
+#include <pthread.h>
+
+#define RATE_WINDOW_MS      100     /* rate-limit accounting window */
+#define AUTOCONVERGE_PERIOD_MS 1000
+#define RP_WAIT_SETUP_MS    30000   /* PONG from a destination that accepted us */
+
+/* ---- statistics ---- */
+
+static GMutex stats_mutex;
+static MigrationStatsCounters stats;
+
+void migration_stats_lock(void)
+{
+    g_mutex_lock(&stats_mutex);
+}
+
+void migration_stats_unlock(void)
+{
+    g_mutex_unlock(&stats_mutex);
+}
+
+MigrationStatsCounters *migration_stats(void)
+{
+    return &stats;
+}
+
+/* ---- source state ---- */
+
+typedef struct MigrationState {
+    int state;                    /* MigrationStatus, atomic */
+    GThread *thread;
+    char *uri;
+    QIOCancel *cancel;
+    QIOChannel *ch;               /* set by the thread once connected */
+    MigStream *s;
+    GError *error;                /* first error; stats_mutex */
+
+    int64_t start_ms, setup_ms, end_ms;   /* total-time = end - start */
+    int64_t downtime_ms;
+    int64_t expected_downtime_ms;
+    int64_t split_sync_us, split_pages_us, split_state_us, split_flush_us;
+    uint64_t transferred;         /* stream bytes at the last update */
+
+    bool vm_stopped_by_us;
+    bool vm_was_running;
+    RunState runstate_before;
+
+    /* pause-before-switchover */
+    GMutex lock;
+    GCond cond;
+    bool continue_requested;
+
+    /* return path */
+    GThread *rp_thread;
+    bool rp_open;
+    uint32_t rp_pong;             /* last PONG value, lock */
+    bool rp_shut;                 /* SHUT arrived, lock */
+    uint32_t rp_shut_status;
+    bool rp_failed;               /* reader ended with an error, lock */
+    char *rp_error;
+} MigrationState;
+
+static MigrationState mig_src = { .state = MIGRATION_STATUS_NONE };
+
+/* Run state the destination should end up in (the "runstate" record). */
+static char outgoing_runstate[32];
+
+bool migration_is_running(void);
+bool migration_is_running(void)
+{
+    switch (g_atomic_int_get(&mig_src.state)) {
+    case MIGRATION_STATUS_SETUP:
+    case MIGRATION_STATUS_ACTIVE:
+    case MIGRATION_STATUS_CANCELLING:
+    case MIGRATION_STATUS_PRE_SWITCHOVER:
+    case MIGRATION_STATUS_DEVICE:
+    case MIGRATION_STATUS_POSTCOPY_ACTIVE:
+    case MIGRATION_STATUS_POSTCOPY_PAUSED:
+    case MIGRATION_STATUS_POSTCOPY_RECOVER:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void migration_event(MigrationStatus st)
+{
+    if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
+        qapi_event_send_migration(st);
+    }
+}
+
+/* The one way to change the source state. */
+static bool migrate_set_state(int *state, MigrationStatus old, MigrationStatus new_state)
+{
+    if (g_atomic_int_compare_and_exchange(state, (gint)old, (gint)new_state)) {
+        g_debug("migration: %s -> %s", MigrationStatus_str(old), MigrationStatus_str(new_state));
+        migration_event(new_state);
+        return true;
+    }
+    return false;
+}
+
+static void migrate_set_error(MigrationState *ms, const GError *err)
+{
+    migration_stats_lock();
+    if (!ms->error) {
+        ms->error = g_error_copy(err);
+    }
+    migration_stats_unlock();
+}
+
+/* ---- the runstate record: how the destination should come up ---- */
+
+static bool runstate_save(void *opaque, GByteArray *out, GError **errp)
+{
+    uint8_t len = (uint8_t)strlen(outgoing_runstate);
+
+    g_byte_array_append(out, &len, 1);
+    g_byte_array_append(out, (const guint8 *)outgoing_runstate, len);
+    return true;
+}
+
+static char incoming_runstate[32];
+
+static bool runstate_load(void *opaque, const uint8_t *buf, size_t len, uint32_t version,
+                          GError **errp)
+{
+    if (version != 1 || len < 1 || len != 1u + buf[0] || buf[0] >= sizeof(incoming_runstate)) {
+        error_setg(errp, "run state record is malformed");
+        return false;
+    }
+    memcpy(incoming_runstate, buf + 1, buf[0]);
+    incoming_runstate[buf[0]] = '\0';
+    if (RunState_parse(incoming_runstate) < 0) {
+        error_setg(errp, "run state record names an unknown state '%s'", incoming_runstate);
+        return false;
+    }
+    return true;
+}
+
+/* ---- the CONFIG record both sides build ---- */
+
+static MigConfig *local_config(Machine *m)
+{
+    MigConfig *c = mig_config_new();
+    g_autofree struct kvm_cpuid2 *cpuid = kvm_vcpu_cpuid(m, 0);
+
+    g_strlcpy(c->machine, m->type, sizeof(c->machine));
+    c->vcpus = (uint32_t)m->smp_cpus;
+    c->target_page_size = GW_PAGE_SIZE;
+    mig_config_add_block(c, m->ram->name, m->ram->size, m->ram->page_size);
+    for (uint32_t i = 0; i < cpuid->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+        MigCpuidEntry me = { e->function, e->index, e->eax, e->ebx, e->ecx, e->edx };
+        mig_config_add_cpuid(c, &me);
+    }
+    return c;
+}
+
+/* ---- source: return path reader ---- */
+
+static gpointer rp_thread_fn(gpointer opaque)
+{
+    MigrationState *ms = opaque;
+    QIOChannel *ch = ms->ch;
+    g_autoptr(GError) err = NULL;
+
+    pthread_setname_np(pthread_self(), GW_THREAD_MIG_SRC_RETURN);
+    for (;;) {
+        uint8_t hdr[MIG_RP_HDR_LEN];
+        uint8_t payload[MIG_RP_MAX_LEN];
+        int r = qio_channel_read_all_eof(ch, hdr, sizeof(hdr), &err);
+        if (r <= 0) {
+            if (r == 0) {
+                err = g_error_new(GW_ERROR, 0, "the destination closed the return path");
+            }
+            break;
+        }
+        unsigned type = (unsigned)(hdr[0] << 8 | hdr[1]);
+        unsigned len = (unsigned)(hdr[2] << 8 | hdr[3]);
+        if (len > MIG_RP_MAX_LEN) {
+            err = g_error_new(GW_ERROR, 0, "return path message of %u bytes is too long", len);
+            break;
+        }
+        if (len && !qio_channel_read_all(ch, payload, len, &err)) {
+            break;
+        }
+        MigRpMsg m;
+        if (!mig_rp_decode(type, payload, len, &m, &err)) {
+            break;
+        }
+        g_mutex_lock(&ms->lock);
+        if (m.type == MIG_RP_MSG_PONG) {
+            ms->rp_pong = m.value;
+        } else if (m.type == MIG_RP_MSG_SHUT) {
+            ms->rp_shut = true;
+            ms->rp_shut_status = m.value;
+        }
+        g_cond_broadcast(&ms->cond);
+        g_mutex_unlock(&ms->lock);
+        if (m.type == MIG_RP_MSG_SHUT) {
+            return NULL;
+        }
+        if (m.type != MIG_RP_MSG_PONG) {
+            err = g_error_new(GW_ERROR, 0, "unexpected return path message %s in precopy",
+                              mig_rp_msg_name(m.type));
+            break;
+        }
+    }
+    g_mutex_lock(&ms->lock);
+    ms->rp_failed = true;
+    g_free(ms->rp_error);
+    ms->rp_error = g_strdup(err ? err->message : "return path failed");
+    g_cond_broadcast(&ms->cond);
+    g_mutex_unlock(&ms->lock);
+    return NULL;
+}
+
+/* Wait until @pred holds for the return path, or it fails / we are cancelled. */
+static bool rp_wait(MigrationState *ms, bool (*pred)(MigrationState *, uint32_t), uint32_t arg,
+                    int64_t timeout_ms, const char *what, GError **errp)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000;
+    bool ok = false;
+
+    g_mutex_lock(&ms->lock);
+    for (;;) {
+        if (pred(ms, arg)) {
+            ok = true;
+            break;
+        }
+        if (ms->rp_failed) {
+            error_setg(errp, "%s: %s", what, ms->rp_error);
+            break;
+        }
+        if (qio_cancel_is_set(ms->cancel)) {
+            error_setg(errp, "%s: cancelled", what);
+            break;
+        }
+        if (!g_cond_wait_until(&ms->cond, &ms->lock, MIN(deadline,
+                               g_get_monotonic_time() + 100000)) &&
+            g_get_monotonic_time() >= deadline) {
+            error_setg(errp, "%s: no answer from the destination within %" PRId64 " ms", what,
+                       timeout_ms);
+            break;
+        }
+    }
+    g_mutex_unlock(&ms->lock);
+    return ok;
+}
+
+static bool pred_pong(MigrationState *ms, uint32_t v)
+{
+    return ms->rp_pong == v;
+}
+
+static bool pred_shut(MigrationState *ms, uint32_t v)
+{
+    return ms->rp_shut;
+}
+
+/* ---- source: rate limiting ---- */
+
+typedef struct RateWindow {
+    MigrationState *ms;
+    int64_t start_ms;
+    uint64_t start_bytes;
+} RateWindow;
+
+static bool rate_budget_spent(void *opaque)
+{
+    RateWindow *w = opaque;
+    uint64_t bw = __atomic_load_n(&migrate_params.max_bandwidth, __ATOMIC_RELAXED);
+
+    if (!bw) {
+        return false;
+    }
+    return stream_bytes(w->ms->s) - w->start_bytes >= bw * RATE_WINDOW_MS / 1000;
+}
+
+/* Sleep out the rest of a spent window (a cancel wakes us). */
+static void rate_wait(RateWindow *w)
+{
+    int64_t now = gw_clock_ms();
+
+    if (rate_budget_spent(w)) {
+        int64_t left = w->start_ms + RATE_WINDOW_MS - now;
+        if (left > 0) {
+            struct pollfd p = { .fd = qio_cancel_fd(w->ms->cancel), .events = POLLIN };
+            poll(&p, 1, (int)left);
+        }
+        now = gw_clock_ms();
+    }
+    if (now - w->start_ms >= RATE_WINDOW_MS) {
+        w->start_ms = now;
+        w->start_bytes = stream_bytes(w->ms->s);
+    }
+}
+
+/* ---- source: auto-converge ---- */
+
+typedef struct ConvergeState {
+    int64_t period_start_ms;
+    uint64_t period_dirty_pages;
+    uint64_t period_start_bytes;
+    int hits;
+} ConvergeState;
+
+static void autoconverge_check(MigrationState *ms, ConvergeState *cs, uint64_t new_dirty)
+{
+    int64_t now = gw_clock_ms();
+
+    cs->period_dirty_pages += new_dirty;
+    if (!migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE) ||
+        now - cs->period_start_ms < AUTOCONVERGE_PERIOD_MS) {
+        return;
+    }
+    uint64_t sent = stream_bytes(ms->s) - cs->period_start_bytes;
+    uint64_t dirtied = cs->period_dirty_pages * GW_PAGE_SIZE;
+    if (dirtied > sent / 100 * migrate_params.throttle_trigger_threshold) {
+        if (++cs->hits >= 2) {
+            int cur = cpus_get_throttle();
+            int next = cur ? cur + migrate_params.cpu_throttle_increment
+                           : migrate_params.cpu_throttle_initial;
+            next = MIN(next, (int)migrate_params.max_cpu_throttle);
+            if (next != cur) {
+                g_debug("migration: auto-converge throttle %d%% -> %d%%", cur, next);
+                cpus_set_throttle(next);
+            }
+            cs->hits = 0;
+        }
+    } else {
+        cs->hits = 0;
+    }
+    cs->period_start_ms = now;
+    cs->period_start_bytes = stream_bytes(ms->s);
+    cs->period_dirty_pages = 0;
+}
+
+/* ---- source: the migration thread ---- */
+
+static bool migration_sync(MigrationState *ms, uint64_t *dirty, GError **errp)
+{
+    if (!ram_sync(dirty, errp)) {
+        return false;
+    }
+    migration_stats_lock();
+    stats.dirty_sync_count++;
+    stats.remaining_bytes = *dirty * GW_PAGE_SIZE;
+    uint64_t pass = stats.dirty_sync_count;
+    migration_stats_unlock();
+    if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
+        qapi_event_send_migration_pass((int64_t)pass);
+    }
+    return true;
+}
+
+static void update_transferred(MigrationState *ms)
+{
+    migration_stats_lock();
+    ms->transferred = stream_bytes(ms->s);
+    migration_stats_unlock();
+}
+
+/*
+ * Stop-and-copy. Returns true when everything, EOF included, is on the wire.
+ * The VM stays stopped on success (postmigrate) and is resumed by the
+ * caller on failure.
+ */
+static bool migration_complete(MigrationState *ms, GError **errp)
+{
+    MigStream *s = ms->s;
+    uint64_t dirty;
+    int64_t t0, t1, t2, t3, t4;
+    uint64_t bytes_before;
+
+    bql_lock();
+    ms->runstate_before = runstate_get();
+    ms->vm_was_running = runstate_is_running();
+    g_strlcpy(outgoing_runstate, ms->vm_was_running ? "running" :
+              runstate_name(ms->runstate_before), sizeof(outgoing_runstate));
+    t0 = g_get_monotonic_time();
+    vm_stop(RUN_STATE_FINISH_MIGRATE);
+    ms->vm_stopped_by_us = true;
+    cpus_set_throttle(0);
+
+    if (migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER)) {
+        if (!migrate_set_state(&ms->state, MIGRATION_STATUS_ACTIVE,
+                               MIGRATION_STATUS_PRE_SWITCHOVER)) {
+            bql_unlock();
+            error_setg(errp, "migration was cancelled");
+            return false;
+        }
+        bql_unlock();
+        g_mutex_lock(&ms->lock);
+        while (!ms->continue_requested && !qio_cancel_is_set(ms->cancel)) {
+            g_cond_wait(&ms->cond, &ms->lock);
+        }
+        g_mutex_unlock(&ms->lock);
+        bql_lock();
+        if (!migrate_set_state(&ms->state, MIGRATION_STATUS_PRE_SWITCHOVER,
+                               MIGRATION_STATUS_DEVICE)) {
+            bql_unlock();
+            error_setg(errp, "migration was cancelled");
+            return false;
+        }
+        t0 = g_get_monotonic_time();
+    }
+
+    bytes_before = stream_bytes(s);
+    if (!migration_sync(ms, &dirty, errp)) {
+        bql_unlock();
+        return false;
+    }
+    t1 = g_get_monotonic_time();
+    if (!savevm_live_complete(s, errp)) {
+        bql_unlock();
+        return false;
+    }
+    t2 = g_get_monotonic_time();
+    if (!savevm_save_devices(s, errp)) {
+        bql_unlock();
+        return false;
+    }
+    savevm_put_eof(s);
+    t3 = g_get_monotonic_time();
+    if (!stream_flush(s, errp)) {
+        bql_unlock();
+        return false;
+    }
+    t4 = g_get_monotonic_time();
+    bql_unlock();
+
+    migration_stats_lock();
+    ms->downtime_ms = (t4 - t0 + 999) / 1000;
+    ms->split_sync_us = t1 - t0;
+    ms->split_pages_us = t2 - t1;
+    ms->split_state_us = t3 - t2;
+    ms->split_flush_us = t4 - t3;
+    stats.downtime_bytes = stream_bytes(s) - bytes_before;
+    stats.remaining_bytes = 0;
+    migration_stats_unlock();
+    g_debug("migration: downtime %" PRId64 " us: sync %" PRId64 ", pages %" PRId64
+            ", state %" PRId64 ", flush %" PRId64, t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3);
+    return true;
+}
+
+static gpointer migration_thread_fn(gpointer opaque)
+{
+    MigrationState *ms = opaque;
+    g_autoptr(GError) err = NULL;
+    RateWindow win = { .ms = ms };
+    ConvergeState cs = { 0 };
+    bool tracking = false;
+    bool done = false;
+    int64_t pass_start_ms, pass_start_bytes;
+    g_autoptr(MigConfig) cfg = NULL;
+
+    pthread_setname_np(pthread_self(), GW_THREAD_MIG_SRC_MAIN);
+
+    QIOChannel *ch = migration_connect(ms->uri, ms->cancel, &err);
+    if (!ch) {
+        goto out;
+    }
+    g_mutex_lock(&ms->lock);
+    ms->ch = ch;
+    g_mutex_unlock(&ms->lock);
+    ms->s = stream_new_writer(ch);
+
+    bql_lock();
+    cfg = local_config(current_machine);
+    bql_unlock();
+    savevm_put_header(ms->s);
+    savevm_put_config(ms->s, cfg);
+
+    /*
+     * A socket carries a return path: the destination answers PING(1) only
+     * after it has checked our CONFIG, so an incompatible destination is
+     * found here, long before the guest would be stopped.
+     */
+    ms->rp_open = qio_channel_kind(ch) == QIO_CHANNEL_SOCKET;
+    if (migrate_cap(MIGRATION_CAPABILITY_RETURN_PATH) && !ms->rp_open) {
+        error_setg(&err, "The return-path capability needs a socket transport (tcp:, unix: "
+                   "or fd: with a socket)");
+        goto out;
+    }
+    if (ms->rp_open) {
+        savevm_send_open_return_path(ms->s);
+        savevm_send_ping(ms->s, 1);
+        if (!stream_flush(ms->s, &err)) {
+            goto out;
+        }
+        ms->rp_thread = g_thread_new(GW_THREAD_MIG_SRC_RETURN, rp_thread_fn, ms);
+        if (!rp_wait(ms, pred_pong, 1, RP_WAIT_SETUP_MS,
+                     "The destination refused the migration", &err)) {
+            goto out;
+        }
+    }
+
+    bql_lock();
+    tracking = ram_start_tracking(&err);
+    bql_unlock();
+    if (!tracking) {
+        goto out;
+    }
+    uint64_t dirty;
+    if (!migration_sync(ms, &dirty, &err) || !savevm_live_setup(ms->s, &err) ||
+        !stream_flush(ms->s, &err)) {
+        goto out;
+    }
+    ram_set_budget(rate_budget_spent, &win);
+    migration_stats_lock();
+    ms->setup_ms = gw_clock_ms() - ms->start_ms;
+    migration_stats_unlock();
+    if (!migrate_set_state(&ms->state, MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE)) {
+        goto out;   /* cancelled */
+    }
+
+    win.start_ms = gw_clock_ms();
+    win.start_bytes = stream_bytes(ms->s);
+    cs.period_start_ms = win.start_ms;
+    cs.period_start_bytes = win.start_bytes;
+    pass_start_ms = win.start_ms;
+    pass_start_bytes = (int64_t)win.start_bytes;
+
+    while (g_atomic_int_get(&ms->state) == MIGRATION_STATUS_ACTIVE) {
+        int r = savevm_live_iterate(ms->s, &err);
+        if (r < 0 || !stream_flush(ms->s, &err)) {
+            goto out;
+        }
+        update_transferred(ms);
+        migration_stats_lock();
+        stats.remaining_bytes = ram_dirty_pages() * GW_PAGE_SIZE;
+        stats.precopy_bytes = stream_bytes(ms->s);
+        migration_stats_unlock();
+        rate_wait(&win);
+        if (!ram_sweep_done()) {
+            continue;
+        }
+
+        /* A pass ended: sync, measure, decide. */
+        int64_t now = gw_clock_ms();
+        int64_t pass_ms = MAX(now - pass_start_ms, 1);
+        uint64_t pass_bytes = stream_bytes(ms->s) - (uint64_t)pass_start_bytes;
+        if (!migration_sync(ms, &dirty, &err)) {
+            goto out;
+        }
+        /* Bytes per ms this pass moved; the floor keeps an idle pass from reading as 0. */
+        double bw = MAX((double)pass_bytes / (double)pass_ms, 1.0);
+        uint64_t remaining = dirty * GW_PAGE_SIZE;
+        int64_t expected = (int64_t)((double)remaining / bw);
+        migration_stats_lock();
+        ms->expected_downtime_ms = expected;
+        stats.dirty_pages_rate = dirty * 1000 / (uint64_t)pass_ms;
+        stats.mbps = (double)pass_bytes * 8.0 / 1e6 / ((double)pass_ms / 1000.0);
+        stats.pages_per_second = (stats.normal + stats.duplicate) * 1000 /
+                                 (uint64_t)MAX(now - ms->start_ms, 1);
+        migration_stats_unlock();
+        autoconverge_check(ms, &cs, dirty);
+        pass_start_ms = now;
+        pass_start_bytes = (int64_t)stream_bytes(ms->s);
+
+        if ((uint64_t)expected <= __atomic_load_n(&migrate_params.downtime_limit,
+                                                  __ATOMIC_RELAXED)) {
+            if (!migration_complete(ms, &err)) {
+                goto out;
+            }
+            done = true;
+            break;
+        }
+    }
+    if (!done) {
+        goto out;   /* cancelled */
+    }
+    update_transferred(ms);
+
+    /* With a return path, completed means the destination loaded it all. */
+    if (ms->rp_open) {
+        if (!rp_wait(ms, pred_shut, 0, 600000, "The destination did not confirm the load",
+                     &err)) {
+            goto out;
+        }
+        if (ms->rp_shut_status) {
+            error_setg(&err, "The destination failed to load the migration (status %u)",
+                       ms->rp_shut_status);
+            goto out;
+        }
+    }
+
+out:
+    ram_set_budget(NULL, NULL);
+    if (tracking) {
+        ram_stop_tracking();
+    }
+    savevm_live_cleanup();
+    cpus_set_throttle(0);
+    if (ms->s && err) {
+        stream_shutdown(ms->s);
+    }
+    if (ms->rp_thread) {
+        if (err) {
+            qio_channel_shutdown(ms->ch, QIO_CHANNEL_SHUTDOWN_BOTH);
+        }
+        g_thread_join(ms->rp_thread);
+        ms->rp_thread = NULL;
+    }
+    if (ms->s) {
+        stream_free(ms->s);
+        ms->s = NULL;
+    }
+    g_mutex_lock(&ms->lock);
+    if (ms->ch) {
+        qio_channel_unref(ms->ch);
+        ms->ch = NULL;
+    }
+    g_mutex_unlock(&ms->lock);
+
+    migration_stats_lock();
+    ms->end_ms = gw_clock_ms();
+    migration_stats_unlock();
+
+    bql_lock();
+    if (done && !err) {
+        runstate_set(RUN_STATE_POSTMIGRATE);
+        migrate_set_state(&ms->state, g_atomic_int_get(&ms->state), MIGRATION_STATUS_COMPLETED);
+    } else {
+        /* Nothing is lost: the source takes the guest back as it was. */
+        if (ms->vm_stopped_by_us) {
+            if (ms->vm_was_running) {
+                vm_start();
+            } else {
+                runstate_set(ms->runstate_before);
+            }
+        }
+        if (g_atomic_int_get(&ms->state) == MIGRATION_STATUS_CANCELLING) {
+            migrate_set_state(&ms->state, MIGRATION_STATUS_CANCELLING,
+                              MIGRATION_STATUS_CANCELLED);
+        } else {
+            if (!err) {
+                err = g_error_new(GW_ERROR, 0, "migration was interrupted");
+            }
+            migrate_set_error(ms, err);
+            fprintf(stderr, "godwit: migration failed: %s\n", err->message);
+            migrate_set_state(&ms->state, g_atomic_int_get(&ms->state), MIGRATION_STATUS_FAILED);
+        }
+    }
+    ms->vm_stopped_by_us = false;
+    /* The thread is unreferenced by whoever starts the next migration. */
+    bql_unlock();
+    return NULL;
+}
+
+JsonNode *qmp_migrate(JsonObject *args, GError **errp)
+{
+    MigrationState *ms = &mig_src;
+    const char *uri = json_object_get_string_member(args, "uri");
+
+    if (runstate_get() == RUN_STATE_INMIGRATE) {
+        error_setg(errp, "Guest is waiting for an incoming migration");
+        return NULL;
+    }
+    if (json_object_has_member(args, "resume") && json_object_get_boolean_member(args, "resume")) {
+        error_setg(errp, "Cannot resume if there is no paused migration");
+        return NULL;
+    }
+    if (migration_is_running()) {
+        error_setg(errp, "There's a migration process in progress");
+        return NULL;
+    }
+    if ((json_object_has_member(args, "blk") && json_object_get_boolean_member(args, "blk")) ||
+        (json_object_has_member(args, "inc") && json_object_get_boolean_member(args, "inc"))) {
+        error_setg(errp, "Block migration is not supported by godwit");
+        return NULL;
+    }
+    if (runstate_get() == RUN_STATE_POSTMIGRATE) {
+        error_setg(errp, "Can't migrate the vm that was paused due to previous migration");
+        return NULL;
+    }
+    if (runstate_get() == RUN_STATE_INTERNAL_ERROR || runstate_get() == RUN_STATE_SHUTDOWN) {
+        error_setg(errp, "The VM is in state '%s' and cannot be migrated",
+                   runstate_name(runstate_get()));
+        return NULL;
+    }
+    if (current_machine->smp_cpus == 0) {
+        error_setg(errp, "A machine without vCPUs (-machine none) cannot be migrated");
+        return NULL;
+    }
+    /* The previous migration thread has finished (its state is final). */
+    if (ms->thread) {
+        g_thread_join(ms->thread);
+        ms->thread = NULL;
+    }
+
+    /* Fresh statistics and state. */
+    migration_stats_lock();
+    memset(&stats, 0, sizeof(stats));
+    g_clear_error(&ms->error);
+    ms->start_ms = gw_clock_ms();
+    ms->setup_ms = ms->end_ms = ms->downtime_ms = 0;
+    ms->expected_downtime_ms = (int64_t)migrate_params.downtime_limit;
+    ms->transferred = 0;
+    ms->split_sync_us = ms->split_pages_us = ms->split_state_us = ms->split_flush_us = 0;
+    migration_stats_unlock();
+    ms->continue_requested = false;
+    ms->rp_pong = 0;
+    ms->rp_shut = ms->rp_failed = false;
+    g_clear_pointer(&ms->rp_error, g_free);
+    g_free(ms->uri);
+    ms->uri = g_strdup(uri);
+    if (ms->cancel) {
+        qio_cancel_unref(ms->cancel);
+    }
+    ms->cancel = qio_cancel_new();
+
+    g_atomic_int_set(&ms->state, MIGRATION_STATUS_NONE);
+    migrate_set_state(&ms->state, MIGRATION_STATUS_NONE, MIGRATION_STATUS_SETUP);
+
+    /* A bad scheme fails synchronously, as in QEMU. */
+    if (!g_str_has_prefix(uri, "tcp:") && !g_str_has_prefix(uri, "unix:") &&
+        !g_str_has_prefix(uri, "fd:") && !g_str_has_prefix(uri, "exec:") &&
+        !g_str_has_prefix(uri, "file:")) {
+        error_setg(errp, "Parameter 'uri' expects a valid migration protocol");
+        GError *e = g_error_copy(*errp);
+        migrate_set_error(ms, e);
+        g_error_free(e);
+        migrate_set_state(&ms->state, MIGRATION_STATUS_SETUP, MIGRATION_STATUS_FAILED);
+        return NULL;
+    }
+    ms->thread = g_thread_new(GW_THREAD_MIG_SRC_MAIN, migration_thread_fn, ms);
+    return NULL;
+}
+
+JsonNode *qmp_migrate_cancel(JsonObject *args, GError **errp)
+{
+    MigrationState *ms = &mig_src;
+
+    for (;;) {
+        int st = g_atomic_int_get(&ms->state);
+        switch (st) {
+        case MIGRATION_STATUS_SETUP:
+        case MIGRATION_STATUS_ACTIVE:
+        case MIGRATION_STATUS_PRE_SWITCHOVER:
+        case MIGRATION_STATUS_DEVICE:
+            if (!migrate_set_state(&ms->state, st, MIGRATION_STATUS_CANCELLING)) {
+                continue;   /* the thread moved on; look again */
+            }
+            qio_cancel_trigger(ms->cancel);
+            g_mutex_lock(&ms->lock);
+            if (ms->ch) {
+                qio_channel_shutdown(ms->ch, QIO_CHANNEL_SHUTDOWN_BOTH);
+            }
+            g_cond_broadcast(&ms->cond);
+            g_mutex_unlock(&ms->lock);
+            return NULL;
+        case MIGRATION_STATUS_POSTCOPY_ACTIVE:
+        case MIGRATION_STATUS_POSTCOPY_PAUSED:
+        case MIGRATION_STATUS_POSTCOPY_RECOVER:
+            error_setg(errp, "Postcopy migration can't be cancelled: the guest already runs "
+                       "on the destination");
+            return NULL;
+        default:
+            return NULL;
+        }
+    }
+}
+
+JsonNode *qmp_migrate_continue(JsonObject *args, GError **errp)
+{
+    MigrationState *ms = &mig_src;
+    const char *want = json_object_get_string_member(args, "state");
+    int st = g_atomic_int_get(&ms->state);
+
+    if (strcmp(MigrationStatus_str(st), want) != 0) {
+        error_setg(errp, "Migration not in expected state: %s", MigrationStatus_str(st));
+        return NULL;
+    }
+    g_mutex_lock(&ms->lock);
+    ms->continue_requested = true;
+    g_cond_broadcast(&ms->cond);
+    g_mutex_unlock(&ms->lock);
+    return NULL;
+}
+
+JsonNode *qmp_migrate_start_postcopy(JsonObject *args, GError **errp)
+{
+    if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        error_setg(errp, "Enable postcopy with migrate_set_capability before the start of "
+                   "migration");
+        return NULL;
+    }
+    if (g_atomic_int_get(&mig_src.state) == MIGRATION_STATUS_NONE) {
+        error_setg(errp, "Postcopy must be started after migration has been started");
+        return NULL;
+    }
+    return NULL;
+}
+
+/* ---- destination ---- */
+
+typedef struct IncomingState {
+    int state;                    /* MigrationStatus, atomic */
+    bool deferred;                /* -incoming defer, migrate-incoming not yet given */
+    bool started;
+    MigrationListener *listener;
+    QIOCancel *cancel;
+    GThread *thread;
+    char *socket_uri;             /* actual listen address */
+    QIOChannel *ch;
+    GMutex rp_lock;               /* return-path writes */
+    bool rp_open;
+    int64_t load_start_us;        /* END section began (stop-and-copy data) */
+    int64_t load_us;
+    GError *error;
+} IncomingState;
+
+static IncomingState mig_dst = { .state = MIGRATION_STATUS_NONE };
+
+static void incoming_rp_send(IncomingState *is, const MigRpMsg *m)
+{
+    uint8_t buf[MIG_RP_HDR_LEN + MIG_RP_MAX_LEN];
+    size_t n = mig_rp_encode(m, buf);
+    g_autoptr(GError) err = NULL;
+
+    if (!is->rp_open || !n) {
+        return;
+    }
+    g_mutex_lock(&is->rp_lock);
+    if (!qio_channel_write_all(is->ch, buf, n, &err)) {
+        g_debug("migration: return path write failed: %s", err->message);
+    }
+    g_mutex_unlock(&is->rp_lock);
+}
+
+static int incoming_open_return_path(void *opaque, GError **errp)
+{
+    IncomingState *is = opaque;
+
+    if (qio_channel_kind(is->ch) != QIO_CHANNEL_SOCKET) {
+        error_setg(errp, "the source asked for a return path on a one-way transport");
+        return -1;
+    }
+    is->rp_open = true;
+    return 0;
+}
+
+static int incoming_ping(void *opaque, uint32_t value, GError **errp)
+{
+    IncomingState *is = opaque;
+    MigRpMsg m = { .type = MIG_RP_MSG_PONG, .value = value };
+
+    incoming_rp_send(is, &m);
+    return 0;
+}
+
+static void incoming_device_lock(void *opaque, bool lock)
+{
+    IncomingState *is = opaque;
+
+    if (lock) {
+        bql_lock();
+        if (!is->load_start_us) {
+            is->load_start_us = g_get_monotonic_time();
+        }
+    } else {
+        bql_unlock();
+    }
+}
+
+static const LoadVMCommandOps incoming_ops = {
+    .open_return_path = incoming_open_return_path,
+    .ping = incoming_ping,
+    .device_lock = incoming_device_lock,
+};
+
+static gboolean incoming_finish_ok(gpointer opaque)
+{
+    IncomingState *is = &mig_dst;
+    int st = RunState_parse(incoming_runstate);
+
+    /* As QEMU: a running source comes up running (unless -S), else as it was. */
+    if (incoming_runstate[0] == '\0' || st == RUN_STATE_RUNNING) {
+        if (autostart) {
+            vm_start();
+        } else {
+            runstate_set(RUN_STATE_PAUSED);
+        }
+    } else {
+        runstate_set((RunState)st);
+    }
+    is->load_us = is->load_start_us ? g_get_monotonic_time() - is->load_start_us : 0;
+    migrate_set_state(&is->state, MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_COMPLETED);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean incoming_finish_failed(gpointer opaque)
+{
+    IncomingState *is = &mig_dst;
+
+    fprintf(stderr, "godwit: load of migration failed: %s\n",
+            is->error ? is->error->message : "unknown error");
+    migrate_set_state(&is->state, g_atomic_int_get(&is->state), MIGRATION_STATUS_FAILED);
+    /* As QEMU: a destination whose load failed exits; its guest never ran. */
+    qemu_system_exit_request(1);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer incoming_thread_fn(gpointer opaque)
+{
+    IncomingState *is = opaque;
+    g_autoptr(GError) err = NULL;
+    LoadVMState *lst = NULL;
+    MigStream *s = NULL;
+    g_autoptr(MigConfig) cfg = NULL;
+
+    pthread_setname_np(pthread_self(), GW_THREAD_MIG_DST_MAIN);
+    is->ch = migration_listener_accept(is->listener, is->cancel, &err);
+    if (!is->ch) {
+        goto fail;
+    }
+    migrate_set_state(&is->state, MIGRATION_STATUS_NONE, MIGRATION_STATUS_ACTIVE);
+    s = stream_new_reader(is->ch);
+    bql_lock();
+    cfg = local_config(current_machine);
+    bql_unlock();
+    lst = loadvm_state_new(cfg, &incoming_ops, is);
+    if (!loadvm_read_header(lst, s, &err)) {
+        goto fail;
+    }
+    LoadVMResult r = loadvm_main(lst, s, &err);
+    if (r != LOADVM_EOF) {
+        if (r != LOADVM_ERROR && !err) {
+            error_setg(&err, "the migration stream ended without its EOF record");
+        }
+        goto fail;
+    }
+    loadvm_post_load_all(lst);     /* takes the BQL through device_lock */
+    MigRpMsg shut = { .type = MIG_RP_MSG_SHUT, .value = 0 };
+    incoming_rp_send(is, &shut);
+    loadvm_state_free(lst);
+    stream_free(s);
+    migration_listener_free(is->listener);
+    is->listener = NULL;
+    main_loop_schedule(incoming_finish_ok, NULL);
+    return NULL;
+
+fail:
+    if (lst) {
+        loadvm_state_free(lst);
+    }
+    if (s) {
+        stream_free(s);
+    }
+    is->error = g_error_copy(err);
+    main_loop_schedule(incoming_finish_failed, NULL);
+    return NULL;
+}
+
+static bool incoming_start(IncomingState *is, const char *uri, GError **errp)
+{
+    is->listener = migration_listen(uri, errp);
+    if (!is->listener) {
+        return false;
+    }
+    is->socket_uri = g_strdup(migration_listener_uri(is->listener));
+    is->cancel = qio_cancel_new();
+    is->started = true;
+    /* QEMU emits this even without the events capability. */
+    qapi_event_send_migration(MIGRATION_STATUS_SETUP);
+    is->thread = g_thread_new(GW_THREAD_MIG_DST_MAIN, incoming_thread_fn, is);
+    return true;
+}
+
+void migration_init(void)
+{
+    SaveStateHandler h = {
+        .idstr = "runstate", .version = 1, .priority = SAVESTATE_PRIO_RUNSTATE,
+        .save = runstate_save, .load = runstate_load,
+    };
+
+    if (current_machine->smp_cpus == 0) {
+        return;
+    }
+    ram_migration_init(current_machine);
+    register_savestate(&h);
+}
+
+bool migration_incoming_from_cmdline(const char *uri, GError **errp)
+{
+    IncomingState *is = &mig_dst;
+
+    if (!strcmp(uri, "defer")) {
+        is->deferred = true;
+        return true;
+    }
+    return incoming_start(is, uri, errp);
+}
+
+JsonNode *qmp_migrate_incoming(JsonObject *args, GError **errp)
+{
+    IncomingState *is = &mig_dst;
+
+    if (!current_machine->incoming) {
+        error_setg(errp, "'-incoming' was not specified on the command line");
+        return NULL;
+    }
+    if (!is->deferred || is->started) {
+        error_setg(errp, "The incoming migration has already been started");
+        return NULL;
+    }
+    if (!incoming_start(is, json_object_get_string_member(args, "uri"), errp)) {
+        return NULL;
+    }
+    return NULL;
+}
+
+/* ---- query-migrate ---- */
+
+static JsonObject *socket_address(const char *uri)
+{
+    JsonObject *o = json_object_new();
+
+    if (g_str_has_prefix(uri, "unix:")) {
+        json_object_set_string_member(o, "path", uri + 5);
+        json_object_set_string_member(o, "type", "unix");
+    } else if (g_str_has_prefix(uri, "tcp:")) {
+        const char *hp = uri + 4;
+        const char *colon = strrchr(hp, ':');
+        g_autofree char *host = colon ? g_strndup(hp, (gsize)(colon - hp)) : g_strdup(hp);
+        json_object_set_string_member(o, "port", colon ? colon + 1 : "");
+        json_object_set_boolean_member(o, "ipv4", strchr(host, ':') == NULL);
+        json_object_set_string_member(o, "host", host);
+        json_object_set_string_member(o, "type", "inet");
+    } else {
+        json_object_unref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static JsonObject *ram_stats_object(MigrationState *ms)
+{
+    JsonObject *r = json_object_new();
+    uint64_t total = current_machine->ram->size;
+    uint64_t transferred = ms->s ? stream_bytes(ms->s) : ms->transferred;
+
+    json_object_set_int_member(r, "transferred", (gint64)transferred);
+    json_object_set_int_member(r, "remaining", (gint64)stats.remaining_bytes);
+    json_object_set_int_member(r, "total", (gint64)total);
+    json_object_set_int_member(r, "duplicate", (gint64)stats.duplicate);
+    json_object_set_int_member(r, "skipped", 0);
+    json_object_set_int_member(r, "normal", (gint64)stats.normal);
+    json_object_set_int_member(r, "normal-bytes", (gint64)(stats.normal * GW_PAGE_SIZE));
+    json_object_set_int_member(r, "dirty-pages-rate", (gint64)stats.dirty_pages_rate);
+    json_object_set_double_member(r, "mbps", stats.mbps);
+    json_object_set_int_member(r, "dirty-sync-count", (gint64)stats.dirty_sync_count);
+    json_object_set_int_member(r, "postcopy-requests", 0);
+    json_object_set_int_member(r, "page-size", GW_PAGE_SIZE);
+    json_object_set_int_member(r, "multifd-bytes", 0);
+    json_object_set_int_member(r, "pages-per-second", (gint64)stats.pages_per_second);
+    json_object_set_int_member(r, "precopy-bytes", (gint64)stats.precopy_bytes);
+    json_object_set_int_member(r, "downtime-bytes", (gint64)stats.downtime_bytes);
+    json_object_set_int_member(r, "postcopy-bytes", (gint64)stats.postcopy_bytes);
+    json_object_set_int_member(r, "dirty-sync-missed-zero-copy", 0);
+    return r;
+}
+
+JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
+{
+    MigrationState *ms = &mig_src;
+    IncomingState *is = &mig_dst;
+    JsonObject *o = json_object_new();
+    int st = g_atomic_int_get(&ms->state);
+
+    if (st == MIGRATION_STATUS_NONE) {
+        /* The destination side (or nothing at all). */
+        int ist = g_atomic_int_get(&is->state);
+        if (is->started || ist != MIGRATION_STATUS_NONE) {
+            if (ist != MIGRATION_STATUS_NONE) {
+                json_object_set_string_member(o, "status", MigrationStatus_str(ist));
+            }
+            if (is->socket_uri && ist != MIGRATION_STATUS_COMPLETED) {
+                JsonObject *sa = socket_address(is->socket_uri);
+                if (sa) {
+                    JsonArray *a = json_array_new();
+                    json_array_add_object_element(a, sa);
+                    json_object_set_array_member(o, "socket-address", a);
+                }
+            }
+            if (ist == MIGRATION_STATUS_COMPLETED) {
+                JsonObject *split = json_object_new();
+                json_object_set_double_member(split, "load", (double)is->load_us / 1000.0);
+                json_object_set_object_member(o, "x-downtime-split", split);
+            }
+            if (ist == MIGRATION_STATUS_FAILED && is->error) {
+                json_object_set_string_member(o, "error-desc", is->error->message);
+            }
+        }
+        return qmp_node_object(o);
+    }
+
+    json_object_set_string_member(o, "status", MigrationStatus_str(st));
+    migration_stats_lock();
+    switch (st) {
+    case MIGRATION_STATUS_SETUP:
+    case MIGRATION_STATUS_CANCELLED:
+        break;
+    case MIGRATION_STATUS_FAILED:
+        if (ms->error) {
+            json_object_set_string_member(o, "error-desc", ms->error->message);
+        }
+        break;
+    case MIGRATION_STATUS_COMPLETED: {
+        json_object_set_int_member(o, "total-time", ms->end_ms - ms->start_ms);
+        json_object_set_int_member(o, "downtime", ms->downtime_ms);
+        json_object_set_int_member(o, "setup-time", ms->setup_ms);
+        json_object_set_object_member(o, "ram", ram_stats_object(ms));
+        JsonObject *split = json_object_new();
+        json_object_set_double_member(split, "sync", (double)ms->split_sync_us / 1000.0);
+        json_object_set_double_member(split, "pages", (double)ms->split_pages_us / 1000.0);
+        json_object_set_double_member(split, "state", (double)ms->split_state_us / 1000.0);
+        json_object_set_double_member(split, "flush", (double)ms->split_flush_us / 1000.0);
+        json_object_set_object_member(o, "x-downtime-split", split);
+        break;
+    }
+    default:
+        json_object_set_int_member(o, "total-time", gw_clock_ms() - ms->start_ms);
+        json_object_set_int_member(o, "expected-downtime", ms->expected_downtime_ms);
+        json_object_set_int_member(o, "setup-time", ms->setup_ms);
+        json_object_set_object_member(o, "ram", ram_stats_object(ms));
+        if (cpus_get_throttle() > 0) {
+            json_object_set_int_member(o, "cpu-throttle-percentage", cpus_get_throttle());
+        }
+        break;
+    }
+    migration_stats_unlock();
+    return qmp_node_object(o);
+}

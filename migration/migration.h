@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Internals shared by the files of migration/: the two state machines, capabilities
+ * and parameters, and the RAM section. Not for use outside migration/.
+ */
+#ifndef GODWIT_MIGRATION_MIGRATION_H
+#define GODWIT_MIGRATION_MIGRATION_H
+
+#include "qemu/osdep.h"
+#include "hw/machine.h"
+#include "migration/stream.h"
+#include "qapi/qapi-types.h"
+#include <json-glib/json-glib.h>
+
+/* ---- capabilities and parameters (options.c) ---- */
+
+typedef struct MigrationParams {
+    uint64_t announce_initial, announce_max, announce_rounds, announce_step;
+    uint8_t throttle_trigger_threshold;
+    uint8_t cpu_throttle_initial;
+    uint8_t cpu_throttle_increment;
+    bool cpu_throttle_tailslow;
+    uint8_t max_cpu_throttle;
+    uint64_t max_bandwidth;           /* bytes/s, 0 = unlimited */
+    uint64_t downtime_limit;          /* ms */
+    uint64_t max_postcopy_bandwidth;  /* bytes/s, 0 = unlimited */
+    uint64_t xbzrle_cache_size;
+    uint8_t multifd_channels;
+    uint32_t x_postcopy_after_passes;
+} MigrationParams;
+
+/* Main thread writes (BQL); the migration thread reads with the BQL or atomically. */
+extern bool migrate_caps[MIGRATION_CAPABILITY__MAX];
+extern MigrationParams migrate_params;
+
+static inline bool migrate_cap(MigrationCapability c)
+{
+    return __atomic_load_n(&migrate_caps[c], __ATOMIC_RELAXED);
+}
+
+/* ---- state machines (migration.c) ---- */
+
+/* Source-side statistics; written by the migration thread, read under stats_lock. */
+typedef struct MigrationStatsCounters {
+    uint64_t duplicate;        /* zero pages */
+    uint64_t normal;           /* data pages */
+    uint64_t precopy_bytes;
+    uint64_t downtime_bytes;
+    uint64_t postcopy_bytes;
+    uint64_t dirty_sync_count;
+    uint64_t dirty_pages_rate;
+    uint64_t remaining_bytes;
+    double mbps;
+    uint64_t pages_per_second;
+} MigrationStatsCounters;
+
+/* The migration thread updates counters through these (any thread). */
+void migration_stats_lock(void);
+void migration_stats_unlock(void);
+MigrationStatsCounters *migration_stats(void);
+
+/* ---- RAM (ram.c) ---- */
+
+/* Register the "ram" live section for @ms (main thread, at startup). */
+void ram_migration_init(Machine *ms);
+
+/*
+ * Source, migration thread. Dirty logging on and a fresh all-dirty bitmap;
+ * the first sync is done by the caller with ram_sync().
+ */
+bool ram_start_tracking(GError **errp);
+/* Stop dirty logging and free the bitmaps (after the destination runs). */
+void ram_stop_tracking(void);
+/*
+ * Harvest the KVM dirty log into the send bitmap. Returns the number of
+ * pages dirty afterwards; counts as a pass (dirty-sync-count).
+ */
+bool ram_sync(uint64_t *dirty_pages, GError **errp);
+/* Pages currently marked to send. */
+uint64_t ram_dirty_pages(void);
+/* True once the current sweep reached the end of RAM since the last sync. */
+bool ram_sweep_done(void);
+/*
+ * Rate limiting: the iterate callback stops when this returns true
+ * (bytes of the current window spent); set by the migration thread.
+ */
+typedef bool (*RamBudgetFn)(void *opaque);
+void ram_set_budget(RamBudgetFn fn, void *opaque);
+
+#endif

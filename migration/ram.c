@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * RAM migration: the "ram" live section.
+ *
+ * Source: KVM dirty logging on the guest's slots; a send bitmap with one bit
+ * per 4 KiB page of the RAMBlock; passes (a sweep over the bitmap ending in
+ * a sync); with KVM's manual protection, write protection is re-armed per
+ * 64 MiB chunk (KVM_CLEAR_DIRTY_LOG) right before the chunk's first page is
+ * read, so a pass costs no whole-RAM write-protect storm. The first pass
+ * skips pages that were never populated (mincore, checked after the chunk
+ * is re-armed so a racing first write is logged), so an idle guest's
+ * untouched RAM is neither read nor allocated. Runs of zero pages go as one
+ * record; runs of data pages as one header plus the guest memory itself
+ * (zero-copy until the stream flushes).
+ *
+ * Destination: pages are written straight into guest RAM; zero pages into
+ * never-written memory cost nothing; a bitmap of received pages records
+ * what was written (postcopy will use it as the one truth).
+ *
+ * Threads: everything here runs in the migration thread of its side,
+ * except ram_dirty_hook (any thread writing guest RAM through
+ * machine_ram_write, BQL held), which only sets bits atomically in
+ * extra_bmap.
+ */
+#include "qemu/osdep.h"
+#include "migration/migration.h"
+#include "migration/ram-format.h"
+#include "migration/savevm.h"
+#include "sysemu/kvm.h"
+#include <sys/mman.h>
+
+#define BITS_PER_LONG      64
+#define CLEAR_CHUNK_SHIFT  14                      /* 2^14 pages = 64 MiB */
+#define CLEAR_CHUNK_PAGES  (1ULL << CLEAR_CHUNK_SHIFT)
+#define SEND_RUN_MAX       256                     /* pages per record run */
+#define ITERATE_MAX_NS     (50 * 1000 * 1000)     /* give the loop a look-in */
+
+typedef struct RAMState {
+    Machine *ms;
+    RAMBlock *rb;
+    uint64_t npages;
+    size_t nwords;
+
+    /* Source (migration thread) */
+    unsigned long *bmap;          /* pages to send */
+    unsigned long *extra_bmap;    /* godwit's own writes (atomic) */
+    unsigned long *slot_bmap;     /* scratch for KVM_GET_DIRTY_LOG */
+    unsigned long *clear_bmap;    /* chunks to re-arm before reading */
+    unsigned long *chunk_bmap;    /* scratch for KVM_CLEAR_DIRTY_LOG */
+    unsigned char *mincore_vec;
+    uint64_t dirty;               /* bits set in bmap */
+    uint64_t pos;                 /* sweep position, page index */
+    bool sweep_done;
+    bool first_pass;
+    uint64_t resid_next_chunk;    /* first pass: next chunk to check residency of */
+    bool tracking;
+    RamWriter writer;
+    RamBudgetFn budget;
+    void *budget_opaque;
+
+    /* Destination (incoming thread) */
+    unsigned long *received;
+    RamReader reader;
+} RAMState;
+
+static RAMState ram_state;
+
+static inline bool test_bit(const unsigned long *map, uint64_t n)
+{
+    return (map[n / BITS_PER_LONG] >> (n % BITS_PER_LONG)) & 1;
+}
+
+static inline void set_bit(unsigned long *map, uint64_t n)
+{
+    map[n / BITS_PER_LONG] |= 1UL << (n % BITS_PER_LONG);
+}
+
+static inline void clear_bit(unsigned long *map, uint64_t n)
+{
+    map[n / BITS_PER_LONG] &= ~(1UL << (n % BITS_PER_LONG));
+}
+
+/* First set bit at or after @n, or @size. */
+static uint64_t find_next_bit(const unsigned long *map, uint64_t size, uint64_t n)
+{
+    if (n >= size) {
+        return size;
+    }
+    uint64_t w = n / BITS_PER_LONG;
+    unsigned long v = map[w] & (~0UL << (n % BITS_PER_LONG));
+
+    while (!v) {
+        if (++w >= GW_DIV_ROUND_UP(size, BITS_PER_LONG)) {
+            return size;
+        }
+        v = map[w];
+    }
+    n = w * BITS_PER_LONG + (uint64_t)__builtin_ctzl(v);
+    return MIN(n, size);
+}
+
+static void ram_dirty_hook(RAMBlock *rb, uint64_t offset, uint64_t len)
+{
+    RAMState *rs = &ram_state;
+
+    if (!rs->extra_bmap || !len) {
+        return;
+    }
+    for (uint64_t p = offset / GW_PAGE_SIZE; p <= (offset + len - 1) / GW_PAGE_SIZE; p++) {
+        __atomic_fetch_or(&rs->extra_bmap[p / BITS_PER_LONG], 1UL << (p % BITS_PER_LONG),
+                          __ATOMIC_RELAXED);
+    }
+}
+
+/* ---- source ---- */
+
+bool ram_start_tracking(GError **errp)
+{
+    RAMState *rs = &ram_state;
+
+    rs->bmap = g_new(unsigned long, rs->nwords);
+    memset(rs->bmap, 0xff, rs->nwords * sizeof(unsigned long));
+    if (rs->npages % BITS_PER_LONG) {
+        rs->bmap[rs->nwords - 1] = (1UL << (rs->npages % BITS_PER_LONG)) - 1;
+    }
+    rs->dirty = rs->npages;
+    rs->extra_bmap = g_new0(unsigned long, rs->nwords);
+    rs->slot_bmap = g_new0(unsigned long, rs->nwords);
+    rs->chunk_bmap = g_new0(unsigned long, CLEAR_CHUNK_PAGES / BITS_PER_LONG);
+    rs->clear_bmap = g_new0(unsigned long,
+                            GW_DIV_ROUND_UP(rs->npages, CLEAR_CHUNK_PAGES * BITS_PER_LONG) + 1);
+    rs->mincore_vec = g_malloc(CLEAR_CHUNK_PAGES);
+    rs->pos = 0;
+    rs->sweep_done = false;
+    rs->first_pass = true;
+    rs->resid_next_chunk = 0;
+    ram_writer_reset(&rs->writer);
+    machine_set_ram_dirty_hook(ram_dirty_hook);
+    /*
+     * Logging on before anything looks at residency: a page first written
+     * after this point is in the log, one written before is resident.
+     */
+    if (!kvm_set_dirty_logging(rs->ms, true, errp)) {
+        machine_set_ram_dirty_hook(NULL);
+        return false;
+    }
+    rs->tracking = true;
+    return true;
+}
+
+void ram_stop_tracking(void)
+{
+    RAMState *rs = &ram_state;
+
+    if (rs->tracking) {
+        g_autoptr(GError) err = NULL;
+        if (!kvm_set_dirty_logging(rs->ms, false, &err)) {
+            g_warning("%s", err->message);
+        }
+        rs->tracking = false;
+    }
+    machine_set_ram_dirty_hook(NULL);
+    g_clear_pointer(&rs->bmap, g_free);
+    g_clear_pointer(&rs->extra_bmap, g_free);
+    g_clear_pointer(&rs->slot_bmap, g_free);
+    g_clear_pointer(&rs->clear_bmap, g_free);
+    g_clear_pointer(&rs->chunk_bmap, g_free);
+    g_clear_pointer(&rs->mincore_vec, g_free);
+}
+
+uint64_t ram_dirty_pages(void)
+{
+    return ram_state.dirty;
+}
+
+bool ram_sweep_done(void)
+{
+    return ram_state.sweep_done;
+}
+
+void ram_set_budget(RamBudgetFn fn, void *opaque)
+{
+    ram_state.budget = fn;
+    ram_state.budget_opaque = opaque;
+}
+
+/* OR @src words into the send bitmap at page @base; mark chunks to re-arm. */
+static void merge_dirty(RAMState *rs, const unsigned long *src, uint64_t base,
+                        uint64_t npages, bool from_kvm)
+{
+    uint64_t w0 = base / BITS_PER_LONG;
+
+    for (uint64_t w = 0; w < GW_DIV_ROUND_UP(npages, BITS_PER_LONG); w++) {
+        unsigned long v = src[w];
+        if (!v) {
+            continue;
+        }
+        unsigned long fresh = v & ~rs->bmap[w0 + w];
+        rs->dirty += (uint64_t)__builtin_popcountl(fresh);
+        rs->bmap[w0 + w] |= v;
+        if (from_kvm) {
+            set_bit(rs->clear_bmap, (base + w * BITS_PER_LONG) >> CLEAR_CHUNK_SHIFT);
+        }
+    }
+}
+
+bool ram_sync(uint64_t *dirty_pages, GError **errp)
+{
+    RAMState *rs = &ram_state;
+    Machine *ms = rs->ms;
+
+    for (int i = 0; i < ms->nr_slots; i++) {
+        MemSlot *s = &ms->slots[i];
+        uint64_t spages = s->size / GW_PAGE_SIZE;
+        uint64_t base = s->block_offset / GW_PAGE_SIZE;
+
+        /* Slots start on a 64-page boundary of the block (3 GiB split). */
+        g_assert(base % BITS_PER_LONG == 0);
+        memset(rs->slot_bmap, 0, GW_DIV_ROUND_UP(spages, BITS_PER_LONG) * sizeof(unsigned long));
+        if (!kvm_slot_get_dirty_log(ms, s, rs->slot_bmap, errp)) {
+            return false;
+        }
+        merge_dirty(rs, rs->slot_bmap, base, spages, true);
+    }
+    for (size_t w = 0; w < rs->nwords; w++) {
+        unsigned long v = __atomic_exchange_n(&rs->extra_bmap[w], 0, __ATOMIC_RELAXED);
+        if (v) {
+            merge_dirty(rs, &v, w * BITS_PER_LONG, BITS_PER_LONG, false);
+        }
+    }
+    rs->pos = 0;
+    rs->sweep_done = false;
+    *dirty_pages = rs->dirty;
+    return true;
+}
+
+/* Which slot holds block page @page (for KVM_CLEAR_DIRTY_LOG). */
+static MemSlot *slot_of_page(RAMState *rs, uint64_t page)
+{
+    for (int i = 0; i < rs->ms->nr_slots; i++) {
+        MemSlot *s = &rs->ms->slots[i];
+        uint64_t base = s->block_offset / GW_PAGE_SIZE;
+        if (page >= base && page - base < s->size / GW_PAGE_SIZE) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Before the first page of a chunk is read in this pass: re-arm KVM's write
+ * protection for its dirty pages (manual protect), and on the first pass
+ * drop pages that were never populated.
+ */
+static bool ram_prepare_chunk(RAMState *rs, uint64_t chunk, GError **errp)
+{
+    uint64_t first = chunk << CLEAR_CHUNK_SHIFT;
+    uint64_t n = MIN(CLEAR_CHUNK_PAGES, rs->npages - first);
+
+    if (test_bit(rs->clear_bmap, chunk)) {
+        clear_bit(rs->clear_bmap, chunk);
+        /* A chunk never straddles the two slots: the split is 64 MiB aligned. */
+        MemSlot *s = slot_of_page(rs, first);
+        uint64_t base = s->block_offset / GW_PAGE_SIZE;
+        uint64_t spages = s->size / GW_PAGE_SIZE;
+        uint64_t cnt = MIN(n, spages - (first - base));
+        memcpy(rs->chunk_bmap, &rs->bmap[first / BITS_PER_LONG],
+               GW_DIV_ROUND_UP(cnt, BITS_PER_LONG) * sizeof(unsigned long));
+        if (!kvm_slot_clear_dirty_log(rs->ms, s, first - base, cnt, rs->chunk_bmap, errp)) {
+            return false;
+        }
+    }
+    if (rs->first_pass && chunk >= rs->resid_next_chunk) {
+        /* After the re-arm above: a page first written from now on is logged. */
+        rs->resid_next_chunk = chunk + 1;
+        if (mincore(rs->rb->host + first * GW_PAGE_SIZE, n * GW_PAGE_SIZE,
+                    rs->mincore_vec) == 0) {
+            uint64_t skipped = 0;
+            for (uint64_t i = 0; i < n; i++) {
+                if (!(rs->mincore_vec[i] & 1) && test_bit(rs->bmap, first + i)) {
+                    clear_bit(rs->bmap, first + i);
+                    skipped++;
+                }
+            }
+            rs->dirty -= skipped;
+            migration_stats_lock();
+            migration_stats()->duplicate += skipped;
+            migration_stats_unlock();
+        }
+    }
+    return true;
+}
+
+/* Send the dirty run starting at @page (bits already set). Returns its end. */
+static uint64_t ram_send_run(RAMState *rs, MigStream *s, uint64_t page)
+{
+    uint64_t chunk_end = MIN(((page >> CLEAR_CHUNK_SHIFT) + 1) << CLEAR_CHUNK_SHIFT,
+                             rs->npages);
+    uint64_t end = page;
+    MigrationStatsCounters *st = migration_stats();
+
+    while (end < chunk_end && end - page < SEND_RUN_MAX && test_bit(rs->bmap, end)) {
+        clear_bit(rs->bmap, end);
+        end++;
+    }
+    rs->dirty -= end - page;
+
+    /* Split the run into zero and data stretches. */
+    uint64_t p = page;
+    while (p < end) {
+        uint8_t *host = rs->rb->host + p * GW_PAGE_SIZE;
+        bool zero = ram_buffer_is_zero(host, GW_PAGE_SIZE);
+        uint64_t q = p + 1;
+        while (q < end &&
+               ram_buffer_is_zero(rs->rb->host + q * GW_PAGE_SIZE, GW_PAGE_SIZE) == zero) {
+            q++;
+        }
+        migration_stats_lock();
+        if (zero) {
+            ram_put_zero(s, &rs->writer, rs->rb->name, p * GW_PAGE_SIZE, (uint32_t)(q - p));
+            st->duplicate += q - p;
+        } else {
+            ram_put_pages(s, &rs->writer, rs->rb->name, p * GW_PAGE_SIZE, host,
+                          (uint32_t)(q - p));
+            st->normal += q - p;
+        }
+        migration_stats_unlock();
+        p = q;
+    }
+    return end;
+}
+
+/* Send dirty pages from the sweep position; 1 = sweep finished, 0 = more. */
+static int ram_save_iterate(MigStream *s, void *opaque, GError **errp)
+{
+    RAMState *rs = opaque;
+    int64_t start = gw_clock_ns();
+    int n = 0;
+
+    while (rs->pos < rs->npages) {
+        if (rs->budget && rs->budget(rs->budget_opaque)) {
+            break;
+        }
+        if ((++n & 63) == 0 && gw_clock_ns() - start > ITERATE_MAX_NS) {
+            break;
+        }
+        uint64_t page = find_next_bit(rs->bmap, rs->npages, rs->pos);
+        if (page >= rs->npages) {
+            rs->pos = rs->npages;
+            break;
+        }
+        uint64_t chunk = page >> CLEAR_CHUNK_SHIFT;
+        if (test_bit(rs->clear_bmap, chunk) ||
+            (rs->first_pass && chunk >= rs->resid_next_chunk)) {
+            if (!ram_prepare_chunk(rs, chunk, errp)) {
+                return -1;
+            }
+            /* The residency check may have emptied the chunk. */
+            rs->pos = page;
+            continue;
+        }
+        rs->pos = ram_send_run(rs, s, page);
+        if (stream_has_error(s)) {
+            break;
+        }
+    }
+    ram_put_eos(s);
+    if (rs->pos >= rs->npages) {
+        rs->sweep_done = true;
+        rs->first_pass = false;
+        return 1;
+    }
+    return 0;
+}
+
+static bool ram_save_setup(MigStream *s, void *opaque, GError **errp)
+{
+    RAMState *rs = opaque;
+    MigRamBlockInfo b = { .size = rs->rb->size, .page_size = rs->rb->page_size };
+
+    g_strlcpy(b.name, rs->rb->name, sizeof(b.name));
+    ram_put_mem_size(s, &b, 1);
+    ram_put_eos(s);
+    return true;
+}
+
+/* Stop-and-copy: the VM is stopped; send everything still dirty. */
+static bool ram_save_complete(MigStream *s, void *opaque, GError **errp)
+{
+    RAMState *rs = opaque;
+    uint64_t page = 0;
+
+    for (;;) {
+        page = find_next_bit(rs->bmap, rs->npages, page);
+        if (page >= rs->npages) {
+            break;
+        }
+        /*
+         * The VM is stopped, so nothing dirties a page any more; chunks of an
+         * unfinished first pass still get their residency check, so that
+         * never-populated memory is not read (which would allocate memfd pages).
+         */
+        uint64_t chunk = page >> CLEAR_CHUNK_SHIFT;
+        if (rs->first_pass && chunk >= rs->resid_next_chunk) {
+            if (!ram_prepare_chunk(rs, chunk, errp)) {
+                return false;
+            }
+            continue;
+        }
+        page = ram_send_run(rs, s, page);
+        if (stream_has_error(s)) {
+            break;
+        }
+    }
+    ram_put_eos(s);
+    return stream_check(s, errp);
+}
+
+static uint64_t ram_save_pending(void *opaque)
+{
+    RAMState *rs = opaque;
+    return rs->dirty * GW_PAGE_SIZE;
+}
+
+/* ---- destination ---- */
+
+static bool ram_load_setup(void *opaque, GError **errp)
+{
+    RAMState *rs = opaque;
+
+    if (!rs->received) {
+        rs->received = g_new0(unsigned long, rs->nwords);
+    }
+    ram_reader_reset(&rs->reader);
+    return true;
+}
+
+static bool ram_load_mem_size(RAMState *rs, MigStream *s, uint64_t total, GError **errp)
+{
+    g_autofree MigRamBlockInfo *blocks = NULL;
+    unsigned n;
+
+    if (!ram_get_mem_size_blocks(s, total, &blocks, &n, errp)) {
+        return false;
+    }
+    if (n != 1 || strcmp(blocks[0].name, rs->rb->name) != 0) {
+        error_setg(errp, "RAM layout mismatch: source has %u block(s) starting with '%s', "
+                   "destination has one block '%s'", n, n ? blocks[0].name : "", rs->rb->name);
+        return false;
+    }
+    if (blocks[0].size != rs->rb->size) {
+        error_setg(errp, "RAM size mismatch: source has %" PRIu64 " bytes, destination %" PRIu64,
+                   blocks[0].size, rs->rb->size);
+        return false;
+    }
+    if (blocks[0].page_size != rs->rb->page_size) {
+        error_setg(errp, "RAM page size mismatch: source uses %" PRIu64
+                   "-byte pages, destination %zu", blocks[0].page_size, rs->rb->page_size);
+        return false;
+    }
+    return true;
+}
+
+static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType type,
+                     GError **errp)
+{
+    RAMState *rs = opaque;
+    RamRecord rec;
+
+    if (version != RAM_SECTION_VERSION) {
+        error_setg(errp, "RAM section version %u is not supported (expected %d)", version,
+                   RAM_SECTION_VERSION);
+        return false;
+    }
+    for (;;) {
+        if (!ram_get_record(s, &rs->reader, &rec, errp)) {
+            return false;
+        }
+        switch (rec.type) {
+        case RAM_RECORD_EOS:
+            return stream_check(s, errp);
+        case RAM_RECORD_MEM_SIZE:
+            if (type != MIG_REC_SECTION_START) {
+                error_setg(errp, "RAM block list outside the RAM setup section");
+                return false;
+            }
+            if (!ram_load_mem_size(rs, s, rec.offset, errp)) {
+                return false;
+            }
+            break;
+        case RAM_RECORD_ZERO:
+        case RAM_RECORD_PAGES: {
+            if (strcmp(rec.block, rs->rb->name) != 0) {
+                error_setg(errp, "unknown RAM block '%s' in the migration stream", rec.block);
+                return false;
+            }
+            if (!ram_record_check_range(&rec, rs->rb->size, errp)) {
+                return false;
+            }
+            uint64_t first = rec.offset / GW_PAGE_SIZE;
+            uint8_t *host = rs->rb->host + rec.offset;
+            if (rec.type == RAM_RECORD_PAGES) {
+                stream_get_buffer(s, host, (size_t)rec.npages * GW_PAGE_SIZE);
+                for (uint32_t i = 0; i < rec.npages; i++) {
+                    set_bit(rs->received, first + i);
+                }
+            } else {
+                for (uint32_t i = 0; i < rec.npages; i++) {
+                    /* Never-written destination memory already reads as zero. */
+                    ram_zero_pages(host + (uint64_t)i * GW_PAGE_SIZE, GW_PAGE_SIZE,
+                                   !test_bit(rs->received, first + i));
+                }
+            }
+            if (!stream_check(s, errp)) {
+                return false;
+            }
+            break;
+        }
+        }
+    }
+}
+
+static void ram_save_cleanup(void *opaque)
+{
+    /* Bitmaps are freed by ram_stop_tracking() once the destination runs. */
+}
+
+static const SaveLiveOps ram_live_ops = {
+    .save_setup = ram_save_setup,
+    .save_iterate = ram_save_iterate,
+    .save_complete = ram_save_complete,
+    .save_pending = ram_save_pending,
+    .save_cleanup = ram_save_cleanup,
+    .load_setup = ram_load_setup,
+    .load = ram_load,
+};
+
+void ram_migration_init(Machine *ms)
+{
+    RAMState *rs = &ram_state;
+
+    rs->ms = ms;
+    rs->rb = ms->ram;
+    rs->npages = ms->ram->size / GW_PAGE_SIZE;
+    rs->nwords = GW_DIV_ROUND_UP(rs->npages, BITS_PER_LONG);
+    register_savelive("ram", 0, RAM_SECTION_VERSION, &ram_live_ops, rs);
+}
