@@ -7,6 +7,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/bql.h"
+#include "hw/acpi.h"
 #include "hw/ioport.h"
 #include "hw/pc.h"
 #include "hw/serial.h"
@@ -249,6 +250,15 @@ bool pc_load_kernel(Machine *ms, GError **errp)
 {
     uint32_t entry, mbi;
 
+    /*
+     * No firmware: write the ACPI tables (RSDP/MADT) the guest uses to find
+     * its vCPUs and IOAPIC. Through machine_ram_write, so a migration that
+     * is already tracking dirty RAM sends them; an incoming VM gets them
+     * with RAM instead (main does not call us then).
+     */
+    if (ms->smp_cpus && !acpi_setup(ms, errp)) {
+        return false;
+    }
     if (!ms->kernel) {
         return true;
     }

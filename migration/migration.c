@@ -24,6 +24,7 @@
 #include "hw/machine.h"
 #include "migration/migration.h"
 #include "migration/misc.h"
+#include "migration/postcopy-ram.h"
 #include "migration/savevm.h"
 #include "migration/transport.h"
 #include "monitor/qmp.h"
@@ -80,6 +81,11 @@ typedef struct MigrationState {
     bool vm_stopped_by_us;
     bool vm_was_running;
     RunState runstate_before;
+
+    /* postcopy */
+    bool postcopy_requested;      /* migrate-start-postcopy or the policy; atomic */
+    bool in_postcopy;             /* switched (migration thread) */
+    char rp_last_block[256];      /* REQ_PAGES without a name refers to this */
 
     /* pause-before-switchover */
     GMutex lock;
@@ -238,8 +244,24 @@ static gpointer rp_thread_fn(gpointer opaque)
         if (m.type == MIG_RP_MSG_SHUT) {
             return NULL;
         }
+        if (m.type == MIG_RP_MSG_REQ_PAGES_ID || m.type == MIG_RP_MSG_REQ_PAGES) {
+            if (m.type == MIG_RP_MSG_REQ_PAGES_ID) {
+                g_strlcpy(ms->rp_last_block, m.block, sizeof(ms->rp_last_block));
+            } else if (!ms->rp_last_block[0]) {
+                err = g_error_new(GW_ERROR, 0, "page request without a RAM block name");
+                break;
+            }
+            if (!__atomic_load_n(&ms->in_postcopy, __ATOMIC_ACQUIRE)) {
+                err = g_error_new(GW_ERROR, 0, "page request before the postcopy switch");
+                break;
+            }
+            if (!ram_queue_request(ms->rp_last_block, m.start, m.len, &err)) {
+                break;
+            }
+            continue;
+        }
         if (m.type != MIG_RP_MSG_PONG) {
-            err = g_error_new(GW_ERROR, 0, "unexpected return path message %s in precopy",
+            err = g_error_new(GW_ERROR, 0, "unexpected return path message %s",
                               mig_rp_msg_name(m.type));
             break;
         }
@@ -307,7 +329,9 @@ typedef struct RateWindow {
 static bool rate_budget_spent(void *opaque)
 {
     RateWindow *w = opaque;
-    uint64_t bw = __atomic_load_n(&migrate_params.max_bandwidth, __ATOMIC_RELAXED);
+    uint64_t bw = w->ms->in_postcopy ?
+        __atomic_load_n(&migrate_params.max_postcopy_bandwidth, __ATOMIC_RELAXED) :
+        __atomic_load_n(&migrate_params.max_bandwidth, __ATOMIC_RELAXED);
 
     if (!bw) {
         return false;
@@ -323,8 +347,12 @@ static void rate_wait(RateWindow *w)
     if (rate_budget_spent(w)) {
         int64_t left = w->start_ms + RATE_WINDOW_MS - now;
         if (left > 0) {
-            struct pollfd p = { .fd = qio_cancel_fd(w->ms->cancel), .events = POLLIN };
-            poll(&p, 1, (int)left);
+            /* A page request or a cancel cuts the sleep short. */
+            struct pollfd p[2] = {
+                { .fd = qio_cancel_fd(w->ms->cancel), .events = POLLIN },
+                { .fd = ram_request_eventfd(), .events = POLLIN },
+            };
+            poll(p, w->ms->in_postcopy ? 2 : 1, (int)left);
         }
         now = gw_clock_ms();
     }
@@ -482,6 +510,116 @@ static bool migration_complete(MigrationState *ms, GError **errp)
     return true;
 }
 
+/*
+ * The postcopy switch: stop the guest, final sync, DISCARD every page still
+ * to send, then one PACKAGED blob with LISTEN, every device record and RUN,
+ * so the destination's stream stays free for pages while its devices load.
+ * From RUN on the guest runs there: the source never resumes it.
+ */
+static bool postcopy_start(MigrationState *ms, GError **errp)
+{
+    MigStream *s = ms->s;
+    uint64_t dirty;
+    int64_t t0, t1, t2, t3, t4;
+    uint64_t bytes_before;
+
+    bql_lock();
+    ms->runstate_before = runstate_get();
+    ms->vm_was_running = runstate_is_running();
+    g_strlcpy(outgoing_runstate, ms->vm_was_running ? "running" :
+              runstate_name(ms->runstate_before), sizeof(outgoing_runstate));
+    /* QEMU's order: the status changes, then STOP. */
+    if (!migrate_set_state(&ms->state, MIGRATION_STATUS_ACTIVE,
+                           MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
+        bql_unlock();
+        error_setg(errp, "migration was cancelled");
+        return false;
+    }
+    t0 = g_get_monotonic_time();
+    vm_stop(RUN_STATE_FINISH_MIGRATE);
+    ms->vm_stopped_by_us = true;
+    cpus_set_throttle(0);
+    bytes_before = stream_bytes(s);
+
+    bool ok = migration_sync(ms, &dirty, errp);
+    t1 = g_get_monotonic_time();
+    ok = ok && ram_postcopy_send_discard(s, errp);
+    t2 = g_get_monotonic_time();
+    if (ok) {
+        MigStream *pk = stream_new_mem_writer();
+        size_t len;
+        savevm_send_postcopy_listen(pk);
+        ok = savevm_save_devices(pk, errp);
+        savevm_send_postcopy_run(pk);
+        if (ok) {
+            const uint8_t *blob = stream_mem_data(pk, &len);
+            ok = stream_check(pk, errp) && savevm_send_packaged(s, blob, len, errp);
+        }
+        stream_free(pk);
+    }
+    t3 = g_get_monotonic_time();
+    /* Requests may arrive as soon as the package is out: serve them from here on. */
+    __atomic_store_n(&ms->in_postcopy, true, __ATOMIC_RELEASE);
+    ram_postcopy_switch();
+    ok = ok && stream_flush(s, errp);
+    t4 = g_get_monotonic_time();
+    bql_unlock();
+
+    migration_stats_lock();
+    ms->downtime_ms = (t4 - t0 + 999) / 1000;
+    ms->split_sync_us = t1 - t0;
+    ms->split_pages_us = t2 - t1;      /* the discard list */
+    ms->split_state_us = t3 - t2;      /* the package */
+    ms->split_flush_us = t4 - t3;
+    stats.downtime_bytes = stream_bytes(s) - bytes_before;
+    stats.precopy_bytes = bytes_before;
+    migration_stats_unlock();
+    g_debug("migration: postcopy switch %" PRId64 " us: sync %" PRId64 ", discard %" PRId64
+            ", package %" PRId64 ", flush %" PRId64, t4 - t0, t1 - t0, t2 - t1, t3 - t2,
+            t4 - t3);
+    return ok;
+}
+
+/* After the switch: requested pages first, the background sweep otherwise. */
+static bool postcopy_run_source(MigrationState *ms, RateWindow *win, GError **errp)
+{
+    MigStream *s = ms->s;
+    uint64_t post_start = stream_bytes(s);
+
+    for (;;) {
+        int st = g_atomic_int_get(&ms->state);
+        if (st != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+            error_setg(errp, "postcopy interrupted (%s)", MigrationStatus_str(st));
+            return false;
+        }
+        int r = savevm_live_iterate(s, errp);
+        if (r < 0 || !stream_flush(s, errp)) {
+            return false;
+        }
+        migration_stats_lock();
+        stats.remaining_bytes = ram_dirty_pages() * GW_PAGE_SIZE;
+        stats.postcopy_bytes = stream_bytes(s) - post_start;
+        ms->transferred = stream_bytes(s);
+        migration_stats_unlock();
+        if (r == 1 && !ram_has_requests()) {
+            break;
+        }
+        rate_wait(win);
+    }
+    if (!savevm_live_complete(s, errp)) {
+        return false;
+    }
+    savevm_put_eof(s);
+    if (!stream_flush(s, errp)) {
+        return false;
+    }
+    migration_stats_lock();
+    stats.postcopy_bytes = stream_bytes(s) - post_start;
+    stats.remaining_bytes = 0;
+    migration_stats_unlock();
+    return true;
+}
+
 static gpointer migration_thread_fn(gpointer opaque)
 {
     MigrationState *ms = opaque;
@@ -533,6 +671,21 @@ static gpointer migration_thread_fn(gpointer opaque)
             goto out;
         }
     }
+    if (migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        if (!ms->rp_open) {
+            error_setg(&err, "Postcopy needs a return path: use a socket transport (tcp:, "
+                       "unix: or fd: with a socket)");
+            goto out;
+        }
+        /* The destination checks page sizes and its userfaultfd support now. */
+        savevm_send_postcopy_advise(ms->s, current_machine->ram->page_size, GW_PAGE_SIZE);
+        savevm_send_ping(ms->s, 2);
+        if (!stream_flush(ms->s, &err) ||
+            !rp_wait(ms, pred_pong, 2, RP_WAIT_SETUP_MS,
+                     "The destination cannot do postcopy", &err)) {
+            goto out;
+        }
+    }
 
     bql_lock();
     tracking = ram_start_tracking(&err);
@@ -559,6 +712,8 @@ static gpointer migration_thread_fn(gpointer opaque)
     cs.period_start_bytes = win.start_bytes;
     pass_start_ms = win.start_ms;
     pass_start_bytes = (int64_t)win.start_bytes;
+    int64_t mbps_ms = win.start_ms;
+    uint64_t mbps_bytes = win.start_bytes;
 
     while (g_atomic_int_get(&ms->state) == MIGRATION_STATUS_ACTIVE) {
         int r = savevm_live_iterate(ms->s, &err);
@@ -566,10 +721,28 @@ static gpointer migration_thread_fn(gpointer opaque)
             goto out;
         }
         update_transferred(ms);
+        int64_t tnow = gw_clock_ms();
         migration_stats_lock();
         stats.remaining_bytes = ram_dirty_pages() * GW_PAGE_SIZE;
         stats.precopy_bytes = stream_bytes(ms->s);
+        if (tnow - mbps_ms >= 100) {
+            /* Throughput over the last ~100 ms, so progress shows while a pass runs. */
+            stats.mbps = (double)(stream_bytes(ms->s) - mbps_bytes) * 8.0 / 1e6 /
+                         ((double)(tnow - mbps_ms) / 1000.0);
+            mbps_ms = tnow;
+            mbps_bytes = stream_bytes(ms->s);
+        }
         migration_stats_unlock();
+        if (__atomic_load_n(&ms->postcopy_requested, __ATOMIC_ACQUIRE)) {
+            if (!postcopy_start(ms, &err)) {
+                goto out;
+            }
+            if (!postcopy_run_source(ms, &win, &err)) {
+                goto out;
+            }
+            done = true;
+            break;
+        }
         rate_wait(&win);
         if (!ram_sweep_done()) {
             continue;
@@ -589,7 +762,6 @@ static gpointer migration_thread_fn(gpointer opaque)
         migration_stats_lock();
         ms->expected_downtime_ms = expected;
         stats.dirty_pages_rate = dirty * 1000 / (uint64_t)pass_ms;
-        stats.mbps = (double)pass_bytes * 8.0 / 1e6 / ((double)pass_ms / 1000.0);
         stats.pages_per_second = (stats.normal + stats.duplicate) * 1000 /
                                  (uint64_t)MAX(now - ms->start_ms, 1);
         migration_stats_unlock();
@@ -597,8 +769,21 @@ static gpointer migration_thread_fn(gpointer opaque)
         pass_start_ms = now;
         pass_start_bytes = (int64_t)stream_bytes(ms->s);
 
-        if ((uint64_t)expected <= __atomic_load_n(&migrate_params.downtime_limit,
-                                                  __ATOMIC_RELAXED)) {
+        uint32_t after = __atomic_load_n(&migrate_params.x_postcopy_after_passes,
+                                         __ATOMIC_RELAXED);
+        bool converges = (uint64_t)expected <= __atomic_load_n(&migrate_params.downtime_limit,
+                                                               __ATOMIC_RELAXED);
+        if (!converges && after && migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM) &&
+            stats.dirty_sync_count > after) {
+            /*
+             * The hybrid policy: N passes have gone by (syncs after the first
+             * one) and precopy still would not fit in downtime-limit.
+             */
+            g_debug("migration: %u passes without converging; switching to postcopy", after);
+            __atomic_store_n(&ms->postcopy_requested, true, __ATOMIC_RELEASE);
+            continue;
+        }
+        if (converges) {
             if (!migration_complete(ms, &err)) {
                 goto out;
             }
@@ -626,7 +811,7 @@ static gpointer migration_thread_fn(gpointer opaque)
 
 out:
     ram_set_budget(NULL, NULL);
-    if (tracking) {
+    if (tracking && !(err && ms->in_postcopy)) {
         ram_stop_tracking();
     }
     savevm_live_cleanup();
@@ -660,6 +845,17 @@ out:
     if (done && !err) {
         runstate_set(RUN_STATE_POSTMIGRATE);
         migrate_set_state(&ms->state, g_atomic_int_get(&ms->state), MIGRATION_STATUS_COMPLETED);
+    } else if (ms->in_postcopy) {
+        /*
+         * After RUN the guest lives on the destination: never resume it here.
+         * Keep it stopped with every page, for a recovery.
+         */
+        migrate_set_error(ms, err);
+        fprintf(stderr, "godwit: Detected IO failure for postcopy. Migration paused: %s\n",
+                err ? err->message : "unknown error");
+        runstate_set(RUN_STATE_FINISH_MIGRATE);
+        migrate_set_state(&ms->state, g_atomic_int_get(&ms->state),
+                          MIGRATION_STATUS_POSTCOPY_PAUSED);
     } else {
         /* Nothing is lost: the source takes the guest back as it was. */
         if (ms->vm_stopped_by_us) {
@@ -739,6 +935,9 @@ JsonNode *qmp_migrate(JsonObject *args, GError **errp)
     ms->split_sync_us = ms->split_pages_us = ms->split_state_us = ms->split_flush_us = 0;
     migration_stats_unlock();
     ms->continue_requested = false;
+    ms->postcopy_requested = false;
+    ms->in_postcopy = false;
+    ms->rp_last_block[0] = '\0';
     ms->rp_pong = 0;
     ms->rp_shut = ms->rp_failed = false;
     g_clear_pointer(&ms->rp_error, g_free);
@@ -829,6 +1028,8 @@ JsonNode *qmp_migrate_start_postcopy(JsonObject *args, GError **errp)
         error_setg(errp, "Postcopy must be started after migration has been started");
         return NULL;
     }
+    /* Taken at the next iteration boundary (even right after setup: pure postcopy). */
+    __atomic_store_n(&mig_src.postcopy_requested, true, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -848,25 +1049,61 @@ typedef struct IncomingState {
     int64_t load_start_us;        /* END section began (stop-and-copy data) */
     int64_t load_us;
     GError *error;
+
+    /* postcopy */
+    MigStream *s;                 /* the main stream; the listen thread takes it over */
+    LoadVMState *lst;
+    LoadVMState *listen_lst;
+    GThread *listen_thread;
+    bool rp_named;                /* a REQ_PAGES_ID was sent (block name known) */
+    GMutex run_lock;
+    GCond run_cond;
+    bool run_done;                /* RUN processed: the guest may run here */
+    bool postcopy;                /* LISTEN processed */
 } IncomingState;
 
 static IncomingState mig_dst = { .state = MIGRATION_STATUS_NONE };
 
-static void incoming_rp_send(IncomingState *is, const MigRpMsg *m)
+static bool incoming_rp_send(IncomingState *is, const MigRpMsg *m)
 {
     uint8_t buf[MIG_RP_HDR_LEN + MIG_RP_MAX_LEN];
     size_t n = mig_rp_encode(m, buf);
     g_autoptr(GError) err = NULL;
+    bool ok = true;
 
     if (!is->rp_open || !n) {
-        return;
+        return false;
     }
     g_mutex_lock(&is->rp_lock);
     if (!qio_channel_write_all(is->ch, buf, n, &err)) {
         g_debug("migration: return path write failed: %s", err->message);
+        ok = false;
     }
     g_mutex_unlock(&is->rp_lock);
+    return ok;
 }
+
+/* The fault thread asks the source for a page (no lock held by the caller). */
+static bool incoming_request_page(void *opaque, uint64_t offset, uint32_t len)
+{
+    IncomingState *is = opaque;
+    MigRpMsg m = { .start = offset, .len = len };
+    bool ok;
+
+    g_mutex_lock(&is->run_lock);
+    m.type = is->rp_named ? MIG_RP_MSG_REQ_PAGES : MIG_RP_MSG_REQ_PAGES_ID;
+    g_strlcpy(m.block, current_machine->ram->name, sizeof(m.block));
+    ok = incoming_rp_send(is, &m);
+    if (ok) {
+        is->rp_named = true;
+    }
+    g_mutex_unlock(&is->run_lock);
+    return ok;
+}
+
+static const PostcopyHooks incoming_pc_hooks = {
+    .request_page = incoming_request_page,
+};
 
 static int incoming_open_return_path(void *opaque, GError **errp)
 {
@@ -903,11 +1140,167 @@ static void incoming_device_lock(void *opaque, bool lock)
     }
 }
 
+static int incoming_postcopy_advise(void *opaque, uint64_t summary, uint64_t target,
+                                    GError **errp)
+{
+    IncomingState *is = opaque;
+
+    if (!is->rp_open) {
+        error_setg(errp, "postcopy needs a return path, and the source opened none");
+        return -1;
+    }
+    return ram_postcopy_incoming_advise(summary, target, &incoming_pc_hooks, is, errp) ? 0 : -1;
+}
+
+static int incoming_postcopy_discard(void *opaque, const char *block, const MigDiscardRange *r,
+                                     unsigned n, GError **errp)
+{
+    return ram_postcopy_incoming_discard(block, r, n, errp) ? 0 : -1;
+}
+
+static gpointer listen_thread_fn(gpointer opaque);
+static const LoadVMCommandOps listen_ops;
+
+static int incoming_postcopy_listen(void *opaque, GError **errp)
+{
+    IncomingState *is = opaque;
+    Machine *m = current_machine;
+    g_autofree int *tids = g_new0(int, MAX(m->smp_cpus, 1));
+
+    for (int i = 0; i < m->smp_cpus; i++) {
+        tids[i] = m->cpus[i]->tid;
+    }
+    if (!ram_postcopy_incoming_listen(tids, m->smp_cpus, errp)) {
+        return -1;
+    }
+    is->postcopy = true;
+    migrate_set_state(&is->state, MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    /*
+     * The package has been read whole; from here the listen thread reads
+     * the main stream (pages, some requested by device loads happening now).
+     */
+    is->listen_lst = loadvm_state_fork(is->lst, &listen_ops, is);
+    is->listen_thread = g_thread_new(GW_THREAD_MIG_DST_LISTEN, listen_thread_fn, is);
+    return 0;
+}
+
+static gboolean incoming_postcopy_start_guest(gpointer opaque)
+{
+    int st = RunState_parse(incoming_runstate);
+
+    if (incoming_runstate[0] == '\0' || st == RUN_STATE_RUNNING) {
+        if (autostart) {
+            vm_start();
+        } else {
+            runstate_set(RUN_STATE_PAUSED);
+        }
+    } else {
+        runstate_set((RunState)st);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static int incoming_postcopy_run(void *opaque, GError **errp)
+{
+    IncomingState *is = opaque;
+
+    if (!is->postcopy) {
+        error_setg(errp, "postcopy RUN without LISTEN");
+        return -1;
+    }
+    if (!loadvm_check_all_loaded(is->lst, errp)) {
+        return -1;
+    }
+    loadvm_post_load_all(is->lst);
+    is->load_us = is->load_start_us ? g_get_monotonic_time() - is->load_start_us : 0;
+    g_mutex_lock(&is->run_lock);
+    is->run_done = true;
+    g_cond_broadcast(&is->run_cond);
+    g_mutex_unlock(&is->run_lock);
+    main_loop_schedule(incoming_postcopy_start_guest, NULL);
+    return LOADVM_QUIT;
+}
+
 static const LoadVMCommandOps incoming_ops = {
     .open_return_path = incoming_open_return_path,
     .ping = incoming_ping,
+    .postcopy_advise = incoming_postcopy_advise,
+    .postcopy_discard = incoming_postcopy_discard,
+    .postcopy_listen = incoming_postcopy_listen,
+    .postcopy_run = incoming_postcopy_run,
     .device_lock = incoming_device_lock,
 };
+
+/* The listen thread only sees pages and, at worst, a PING. */
+static const LoadVMCommandOps listen_ops = {
+    .ping = incoming_ping,
+};
+
+static gboolean incoming_postcopy_completed(gpointer opaque)
+{
+    migrate_set_state(&mig_dst.state, MIGRATION_STATUS_POSTCOPY_ACTIVE,
+                      MIGRATION_STATUS_COMPLETED);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean incoming_postcopy_paused(gpointer opaque)
+{
+    IncomingState *is = &mig_dst;
+
+    fprintf(stderr, "godwit: Detected IO failure for postcopy. Migration paused: %s\n",
+            is->error ? is->error->message : "unknown error");
+    migrate_set_state(&is->state, MIGRATION_STATUS_POSTCOPY_ACTIVE,
+                      MIGRATION_STATUS_POSTCOPY_PAUSED);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean incoming_finish_failed(gpointer opaque);
+
+static gpointer listen_thread_fn(gpointer opaque)
+{
+    IncomingState *is = opaque;
+    g_autoptr(GError) err = NULL;
+
+    pthread_setname_np(pthread_self(), GW_THREAD_MIG_DST_LISTEN);
+    LoadVMResult r = loadvm_main(is->listen_lst, is->s, &err);
+    if (r == LOADVM_QUIT && !err) {
+        error_setg(&err, "unexpected command after the postcopy switch");
+    }
+    /* The guest must not be started from incomplete state: wait for RUN. */
+    g_mutex_lock(&is->run_lock);
+    while (!is->run_done && r == LOADVM_EOF) {
+        g_cond_wait(&is->run_cond, &is->run_lock);
+    }
+    bool ran = is->run_done;
+    g_mutex_unlock(&is->run_lock);
+
+    if (r == LOADVM_EOF) {
+        PostcopyIncoming *pc = ram_postcopy_incoming();
+        if (!postcopy_incoming_finish(pc, &err)) {
+            g_prefix_error(&err, "postcopy ended with pages missing: ");
+            r = LOADVM_ERROR;
+        }
+    }
+    if (r == LOADVM_EOF) {
+        MigRpMsg shut = { .type = MIG_RP_MSG_SHUT, .value = 0 };
+        incoming_rp_send(is, &shut);
+        main_loop_schedule(incoming_postcopy_completed, NULL);
+        return NULL;
+    }
+    is->error = g_error_copy(err);
+    if (ran) {
+        /*
+         * The guest runs here already: keep userfaultfd registered (blocked
+         * vCPUs stay blocked; no zero page replaces data) and wait for a
+         * recovery.
+         */
+        postcopy_incoming_pause(ram_postcopy_incoming());
+        main_loop_schedule(incoming_postcopy_paused, NULL);
+    } else {
+        main_loop_schedule(incoming_finish_failed, NULL);
+    }
+    return NULL;
+}
 
 static gboolean incoming_finish_ok(gpointer opaque)
 {
@@ -931,6 +1324,9 @@ static gboolean incoming_finish_ok(gpointer opaque)
 
 static gboolean incoming_finish_failed(gpointer opaque)
 {
+    if (g_atomic_int_get(&mig_dst.state) == MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        return G_SOURCE_REMOVE;
+    }
     IncomingState *is = &mig_dst;
 
     fprintf(stderr, "godwit: load of migration failed: %s\n",
@@ -960,10 +1356,16 @@ static gpointer incoming_thread_fn(gpointer opaque)
     cfg = local_config(current_machine);
     bql_unlock();
     lst = loadvm_state_new(cfg, &incoming_ops, is);
+    is->lst = lst;
+    is->s = s;
     if (!loadvm_read_header(lst, s, &err)) {
         goto fail;
     }
     LoadVMResult r = loadvm_main(lst, s, &err);
+    if (r == LOADVM_QUIT && is->postcopy) {
+        /* RUN: the guest starts; the listen thread owns the stream now. */
+        return NULL;
+    }
     if (r != LOADVM_EOF) {
         if (r != LOADVM_ERROR && !err) {
             error_setg(&err, "the migration stream ended without its EOF record");
@@ -981,6 +1383,12 @@ static gpointer incoming_thread_fn(gpointer opaque)
     return NULL;
 
 fail:
+    if (is->postcopy) {
+        /* The listen thread may be reading the stream: leave both alone. */
+        is->error = g_error_copy(err);
+        main_loop_schedule(incoming_finish_failed, NULL);
+        return NULL;
+    }
     if (lst) {
         loadvm_state_free(lst);
     }
@@ -1074,6 +1482,44 @@ static JsonObject *socket_address(const char *uri)
     return o;
 }
 
+/* Blocktime and fault latency, live (QEMU 7.2 reports blocktime only once completed). */
+static void incoming_postcopy_stats(JsonObject *o, PostcopyIncoming *pc)
+{
+    Machine *m = current_machine;
+    int n = MAX(m->smp_cpus, 1);
+    g_autofree uint32_t *per = g_new0(uint32_t, n);
+    g_autofree uint64_t *lat = g_new0(uint64_t, n);
+    uint32_t total = 0;
+    PostcopyStats st;
+
+    postcopy_get_blocktime(pc, &total, per, n);
+    postcopy_get_vcpu_latency(pc, lat, n);
+    postcopy_get_stats(pc, &st);
+    json_object_set_int_member(o, "postcopy-blocktime", total);
+    JsonArray *a = json_array_new();
+    JsonArray *l = json_array_new();
+    for (int i = 0; i < n; i++) {
+        json_array_add_int_element(a, per[i]);
+        json_array_add_int_element(l, (gint64)lat[i]);
+    }
+    json_object_set_array_member(o, "postcopy-vcpu-blocktime", a);
+    json_object_set_int_member(o, "postcopy-latency", (gint64)st.all.avg_ns);
+    json_object_set_array_member(o, "postcopy-vcpu-latency", l);
+    json_object_set_int_member(o, "postcopy-non-vcpu-latency", (gint64)st.non_vcpu.avg_ns);
+    JsonArray *d = json_array_new();
+    for (int i = 0; i < POSTCOPY_LATENCY_BUCKETS; i++) {
+        json_array_add_int_element(d, (gint64)st.latency_dist[i]);
+    }
+    json_object_set_array_member(o, "postcopy-latency-dist", d);
+    JsonObject *pct = json_object_new();
+    json_object_set_double_member(pct, "p50", (double)st.all.p50_ns / 1000.0);
+    json_object_set_double_member(pct, "p99", (double)st.all.p99_ns / 1000.0);
+    json_object_set_double_member(pct, "max", (double)st.all.max_ns / 1000.0);
+    json_object_set_int_member(pct, "faults", (gint64)st.all.faults);
+    json_object_set_int_member(pct, "requests", (gint64)st.requests);
+    json_object_set_object_member(o, "x-postcopy-latency-percentiles", pct);
+}
+
 static JsonObject *ram_stats_object(MigrationState *ms)
 {
     JsonObject *r = json_object_new();
@@ -1090,7 +1536,7 @@ static JsonObject *ram_stats_object(MigrationState *ms)
     json_object_set_int_member(r, "dirty-pages-rate", (gint64)stats.dirty_pages_rate);
     json_object_set_double_member(r, "mbps", stats.mbps);
     json_object_set_int_member(r, "dirty-sync-count", (gint64)stats.dirty_sync_count);
-    json_object_set_int_member(r, "postcopy-requests", 0);
+    json_object_set_int_member(r, "postcopy-requests", (gint64)stats.postcopy_requests);
     json_object_set_int_member(r, "page-size", GW_PAGE_SIZE);
     json_object_set_int_member(r, "multifd-bytes", 0);
     json_object_set_int_member(r, "pages-per-second", (gint64)stats.pages_per_second);
@@ -1128,8 +1574,13 @@ JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
                 json_object_set_double_member(split, "load", (double)is->load_us / 1000.0);
                 json_object_set_object_member(o, "x-downtime-split", split);
             }
-            if (ist == MIGRATION_STATUS_FAILED && is->error) {
+            if ((ist == MIGRATION_STATUS_FAILED || ist == MIGRATION_STATUS_POSTCOPY_PAUSED) &&
+                is->error) {
                 json_object_set_string_member(o, "error-desc", is->error->message);
+            }
+            PostcopyIncoming *pc = ram_postcopy_incoming();
+            if (pc && is->postcopy && migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME)) {
+                incoming_postcopy_stats(o, pc);
             }
         }
         return qmp_node_object(o);

@@ -9,6 +9,7 @@
 #include "qemu/osdep.h"
 #include "hw/machine.h"
 #include "migration/stream.h"
+#include "migration/format.h"
 #include "qapi/qapi-types.h"
 #include <json-glib/json-glib.h>
 
@@ -52,6 +53,7 @@ typedef struct MigrationStatsCounters {
     uint64_t remaining_bytes;
     double mbps;
     uint64_t pages_per_second;
+    uint64_t postcopy_requests;
 } MigrationStatsCounters;
 
 /* The migration thread updates counters through these (any thread). */
@@ -86,5 +88,35 @@ bool ram_sweep_done(void);
  */
 typedef bool (*RamBudgetFn)(void *opaque);
 void ram_set_budget(RamBudgetFn fn, void *opaque);
+
+/* ---- RAM, postcopy source side (ram.c) ---- */
+
+/*
+ * Queue a page request from the destination (return-path thread). Checks
+ * the block and host-page alignment; the migration thread serves queued
+ * requests ahead of the background sweep and outside the rate limit.
+ */
+bool ram_queue_request(const char *block, uint64_t offset, uint64_t len, GError **errp);
+bool ram_has_requests(void);
+/* Readable while requests are queued (the migration thread polls it). */
+int ram_request_eventfd(void);
+/* From now on iterate serves requests first (VM stopped). */
+void ram_postcopy_switch(void);
+/* Switchover: DISCARD commands for every page still to send (VM stopped). */
+bool ram_postcopy_send_discard(MigStream *s, GError **errp);
+
+/* ---- RAM, postcopy destination side (ram.c) ---- */
+
+typedef struct PostcopyHooks PostcopyHooks;
+typedef struct PostcopyIncoming PostcopyIncoming;
+/* ADVISE: page sizes agree and this host can serve the block with userfaultfd. */
+bool ram_postcopy_incoming_advise(uint64_t pagesize_summary, uint64_t target_page_size,
+                                  const PostcopyHooks *hooks, void *opaque, GError **errp);
+bool ram_postcopy_incoming_discard(const char *block, const MigDiscardRange *r, unsigned n,
+                                   GError **errp);
+/* LISTEN: register RAM with userfaultfd; later pages are placed atomically. */
+bool ram_postcopy_incoming_listen(const int *vcpu_tids, int nvcpus, GError **errp);
+/* The postcopy state (NULL before the first DISCARD/LISTEN). */
+PostcopyIncoming *ram_postcopy_incoming(void);
 
 #endif

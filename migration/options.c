@@ -8,6 +8,8 @@
 #include "migration/migration.h"
 #include "monitor/qmp.h"
 #include "qapi/qapi-commands.h"
+#include "migration/postcopy-ram.h"
+#include "sysemu/runstate.h"
 
 bool migrate_caps[MIGRATION_CAPABILITY__MAX];
 
@@ -44,6 +46,8 @@ static bool cap_supported(MigrationCapability c)
     case MIGRATION_CAPABILITY_AUTO_CONVERGE:
     case MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER:
     case MIGRATION_CAPABILITY_RETURN_PATH:
+    case MIGRATION_CAPABILITY_POSTCOPY_RAM:
+    case MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME:
         return true;
     default:
         return false;
@@ -70,12 +74,13 @@ JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
 
         g_assert(c >= 0);   /* the dispatcher checked the enum */
         if (state && !cap_supported((MigrationCapability)c)) {
-            if (c == MIGRATION_CAPABILITY_POSTCOPY_RAM ||
-                c == MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME) {
-                error_setg(errp, "Postcopy is not supported by this godwit build yet");
-            } else {
-                error_setg(errp, "Capability '%s' is not supported by godwit", name);
-            }
+            error_setg(errp, "Capability '%s' is not supported by godwit", name);
+            return NULL;
+        }
+        /* The receiving side checks at once that this host can do postcopy. */
+        if (state && c == MIGRATION_CAPABILITY_POSTCOPY_RAM &&
+            runstate_get() == RUN_STATE_INMIGRATE &&
+            !postcopy_ram_supported(current_machine->ram, errp)) {
             return NULL;
         }
         newcaps[c] = state;

@@ -24,9 +24,11 @@
  */
 #include "qemu/osdep.h"
 #include "migration/migration.h"
+#include "migration/postcopy-ram.h"
 #include "migration/ram-format.h"
 #include "migration/savevm.h"
 #include "sysemu/kvm.h"
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 
 #define BITS_PER_LONG      64
@@ -48,6 +50,7 @@ typedef struct RAMState {
     unsigned long *clear_bmap;    /* chunks to re-arm before reading */
     unsigned long *chunk_bmap;    /* scratch for KVM_CLEAR_DIRTY_LOG */
     unsigned char *mincore_vec;
+    unsigned long *nonresident;   /* first pass: never populated, send as zero unread */
     uint64_t dirty;               /* bits set in bmap */
     uint64_t pos;                 /* sweep position, page index */
     bool sweep_done;
@@ -57,10 +60,22 @@ typedef struct RAMState {
     RamWriter writer;
     RamBudgetFn budget;
     void *budget_opaque;
+    bool postcopy;                /* switched: serve requests before the sweep */
+    GMutex req_lock;              /* protects req_queue (return-path thread pushes) */
+    GQueue req_queue;             /* RamRequest */
+    int req_eventfd;              /* readable while requests are queued */
 
-    /* Destination (incoming thread) */
+    /* Destination (incoming thread, then the listen thread) */
     unsigned long *received;
     RamReader reader;
+    PostcopyIncoming *pc;         /* created at the first DISCARD or LISTEN */
+    bool pc_listening;            /* pages are placed with userfaultfd */
+    uint8_t *hp_buf;              /* huge pages: the host page being assembled */
+    uint64_t hp_offset;           /* its offset in the block, or UINT64_MAX */
+    uint32_t hp_count;            /* target pages assembled so far */
+    bool hp_all_zero;
+    PostcopyHooks pc_hooks;
+    void *pc_opaque;
 } RAMState;
 
 static RAMState ram_state;
@@ -114,6 +129,8 @@ static void ram_dirty_hook(RAMBlock *rb, uint64_t offset, uint64_t len)
 
 /* ---- source ---- */
 
+static void ram_drop_requests(RAMState *rs);
+
 bool ram_start_tracking(GError **errp)
 {
     RAMState *rs = &ram_state;
@@ -130,6 +147,7 @@ bool ram_start_tracking(GError **errp)
     rs->clear_bmap = g_new0(unsigned long,
                             GW_DIV_ROUND_UP(rs->npages, CLEAR_CHUNK_PAGES * BITS_PER_LONG) + 1);
     rs->mincore_vec = g_malloc(CLEAR_CHUNK_PAGES);
+    rs->nonresident = g_new0(unsigned long, rs->nwords);
     rs->pos = 0;
     rs->sweep_done = false;
     rs->first_pass = true;
@@ -160,12 +178,15 @@ void ram_stop_tracking(void)
         rs->tracking = false;
     }
     machine_set_ram_dirty_hook(NULL);
+    rs->postcopy = false;
+    ram_drop_requests(rs);
     g_clear_pointer(&rs->bmap, g_free);
     g_clear_pointer(&rs->extra_bmap, g_free);
     g_clear_pointer(&rs->slot_bmap, g_free);
     g_clear_pointer(&rs->clear_bmap, g_free);
     g_clear_pointer(&rs->chunk_bmap, g_free);
     g_clear_pointer(&rs->mincore_vec, g_free);
+    g_clear_pointer(&rs->nonresident, g_free);
 }
 
 uint64_t ram_dirty_pages(void)
@@ -275,20 +296,30 @@ static bool ram_prepare_chunk(RAMState *rs, uint64_t chunk, GError **errp)
         rs->resid_next_chunk = chunk + 1;
         if (mincore(rs->rb->host + first * GW_PAGE_SIZE, n * GW_PAGE_SIZE,
                     rs->mincore_vec) == 0) {
-            uint64_t skipped = 0;
+            /*
+             * Never populated: it reads as zero and reading it would allocate
+             * it (memfd). It is sent as a zero record without being read, so
+             * the destination knows its content too (postcopy relies on the
+             * destination's received bitmap being complete).
+             */
             for (uint64_t i = 0; i < n; i++) {
                 if (!(rs->mincore_vec[i] & 1) && test_bit(rs->bmap, first + i)) {
-                    clear_bit(rs->bmap, first + i);
-                    skipped++;
+                    set_bit(rs->nonresident, first + i);
                 }
             }
-            rs->dirty -= skipped;
-            migration_stats_lock();
-            migration_stats()->duplicate += skipped;
-            migration_stats_unlock();
         }
     }
     return true;
+}
+
+/* Whether page @p reads as zero; a never-populated page is not even read (one-shot). */
+static bool ram_page_is_zero(RAMState *rs, uint64_t p)
+{
+    if (rs->nonresident && test_bit(rs->nonresident, p)) {
+        clear_bit(rs->nonresident, p);
+        return true;
+    }
+    return ram_buffer_is_zero(rs->rb->host + p * GW_PAGE_SIZE, GW_PAGE_SIZE);
 }
 
 /* Send the dirty run starting at @page (bits already set). Returns its end. */
@@ -309,10 +340,9 @@ static uint64_t ram_send_run(RAMState *rs, MigStream *s, uint64_t page)
     uint64_t p = page;
     while (p < end) {
         uint8_t *host = rs->rb->host + p * GW_PAGE_SIZE;
-        bool zero = ram_buffer_is_zero(host, GW_PAGE_SIZE);
+        bool zero = ram_page_is_zero(rs, p);
         uint64_t q = p + 1;
-        while (q < end &&
-               ram_buffer_is_zero(rs->rb->host + q * GW_PAGE_SIZE, GW_PAGE_SIZE) == zero) {
+        while (q < end && ram_page_is_zero(rs, q) == zero) {
             q++;
         }
         migration_stats_lock();
@@ -330,6 +360,173 @@ static uint64_t ram_send_run(RAMState *rs, MigStream *s, uint64_t page)
     return end;
 }
 
+/* ---- source, postcopy ---- */
+
+static bool ram_page_is_zero(RAMState *rs, uint64_t p);
+
+typedef struct RamRequest {
+    uint64_t offset;
+    uint64_t len;
+} RamRequest;
+
+bool ram_queue_request(const char *block, uint64_t offset, uint64_t len, GError **errp)
+{
+    RAMState *rs = &ram_state;
+    size_t hps = rs->rb->page_size;
+
+    if (strcmp(block, rs->rb->name) != 0) {
+        error_setg(errp, "page request for unknown RAM block '%s'", block);
+        return false;
+    }
+    if (!len || offset % hps || len % hps || offset >= rs->rb->size ||
+        len > rs->rb->size - offset) {
+        error_setg(errp, "page request [0x%" PRIx64 ", +0x%" PRIx64
+                   ") is not aligned to host pages or lies outside RAM", offset, len);
+        return false;
+    }
+    RamRequest *r = g_new(RamRequest, 1);
+    r->offset = offset;
+    r->len = len;
+    g_mutex_lock(&rs->req_lock);
+    g_queue_push_tail(&rs->req_queue, r);
+    g_mutex_unlock(&rs->req_lock);
+    uint64_t one = 1;
+    if (write(rs->req_eventfd, &one, sizeof(one)) < 0) {
+        /* The counter cannot overflow in practice; the queue holds the truth. */
+    }
+    migration_stats_lock();
+    migration_stats()->postcopy_requests++;
+    migration_stats_unlock();
+    return true;
+}
+
+int ram_request_eventfd(void)
+{
+    return ram_state.req_eventfd;
+}
+
+bool ram_has_requests(void)
+{
+    RAMState *rs = &ram_state;
+    bool any;
+
+    g_mutex_lock(&rs->req_lock);
+    any = !g_queue_is_empty(&rs->req_queue);
+    g_mutex_unlock(&rs->req_lock);
+    return any;
+}
+
+static void ram_drop_requests(RAMState *rs)
+{
+    uint64_t v;
+
+    g_mutex_lock(&rs->req_lock);
+    g_queue_clear_full(&rs->req_queue, g_free);
+    g_mutex_unlock(&rs->req_lock);
+    while (read(rs->req_eventfd, &v, sizeof(v)) == sizeof(v)) {
+    }
+}
+
+/*
+ * Send the pages of a request now, whatever their dirty bit: the VM is
+ * stopped, so the source's memory is final, and a page the destination asks
+ * for is one it does not have (never sent, discarded, or never populated
+ * here, which reads as zero).
+ */
+static void ram_send_forced(RAMState *rs, MigStream *s, uint64_t offset, uint64_t len)
+{
+    MigrationStatsCounters *st = migration_stats();
+
+    for (uint64_t p = offset / GW_PAGE_SIZE; p < (offset + len) / GW_PAGE_SIZE; p++) {
+        uint8_t *host = rs->rb->host + p * GW_PAGE_SIZE;
+        if (test_bit(rs->bmap, p)) {
+            clear_bit(rs->bmap, p);
+            rs->dirty--;
+        }
+        migration_stats_lock();
+        if (ram_page_is_zero(rs, p)) {
+            ram_put_zero(s, &rs->writer, rs->rb->name, p * GW_PAGE_SIZE, 1);
+            st->duplicate++;
+        } else {
+            ram_put_pages(s, &rs->writer, rs->rb->name, p * GW_PAGE_SIZE, host, 1);
+            st->normal++;
+        }
+        migration_stats_unlock();
+    }
+}
+
+/* Serve every queued request; returns true if any was served. */
+static bool ram_serve_requests(RAMState *rs, MigStream *s)
+{
+    bool served = false;
+    uint64_t v;
+
+    if (read(rs->req_eventfd, &v, sizeof(v)) < 0) {
+        /* Nothing signalled; the queue may still hold entries pushed earlier. */
+    }
+    for (;;) {
+        g_mutex_lock(&rs->req_lock);
+        RamRequest *r = g_queue_pop_head(&rs->req_queue);
+        g_mutex_unlock(&rs->req_lock);
+        if (!r) {
+            break;
+        }
+        ram_send_forced(rs, s, r->offset, r->len);
+        /* Locality: the background sweep goes on right after the faulted page. */
+        rs->pos = (r->offset + r->len) / GW_PAGE_SIZE;
+        g_free(r);
+        served = true;
+    }
+    return served;
+}
+
+void ram_postcopy_switch(void)
+{
+    ram_state.postcopy = true;
+}
+
+bool ram_postcopy_send_discard(MigStream *s, GError **errp)
+{
+    RAMState *rs = &ram_state;
+    g_autofree MigDiscardRange *r = g_new(MigDiscardRange, MIG_DISCARD_MAX_RANGES);
+    unsigned n = 0;
+    uint64_t page = 0;
+    size_t hpp = rs->rb->page_size / GW_PAGE_SIZE;
+
+    for (;;) {
+        page = find_next_bit(rs->bmap, rs->npages, page);
+        if (page >= rs->npages) {
+            break;
+        }
+        uint64_t end = page;
+        while (end < rs->npages && test_bit(rs->bmap, end)) {
+            end++;
+        }
+        /* Whole host pages only (huge-page backends). */
+        uint64_t first = page / hpp * hpp;
+        uint64_t last = GW_ROUND_UP(end, hpp);
+        r[n].start = first * GW_PAGE_SIZE;
+        r[n].length = (last - first) * GW_PAGE_SIZE;
+        for (uint64_t p = first; p < last; p++) {
+            if (!test_bit(rs->bmap, p)) {
+                set_bit(rs->bmap, p);
+                rs->dirty++;
+            }
+        }
+        if (++n == MIG_DISCARD_MAX_RANGES) {
+            if (!savevm_send_postcopy_discard(s, rs->rb->name, r, n, errp)) {
+                return false;
+            }
+            n = 0;
+        }
+        page = last;
+    }
+    if (n && !savevm_send_postcopy_discard(s, rs->rb->name, r, n, errp)) {
+        return false;
+    }
+    return stream_check(s, errp);
+}
+
 /* Send dirty pages from the sweep position; 1 = sweep finished, 0 = more. */
 static int ram_save_iterate(MigStream *s, void *opaque, GError **errp)
 {
@@ -337,7 +534,15 @@ static int ram_save_iterate(MigStream *s, void *opaque, GError **errp)
     int64_t start = gw_clock_ns();
     int n = 0;
 
+    if (rs->postcopy && ram_serve_requests(rs, s)) {
+        /* Let the caller flush now: a vCPU waits for these pages. */
+        ram_put_eos(s);
+        return rs->dirty ? 0 : 1;
+    }
     while (rs->pos < rs->npages) {
+        if (rs->postcopy && ram_has_requests()) {
+            break;
+        }
         if (rs->budget && rs->budget(rs->budget_opaque)) {
             break;
         }
@@ -366,6 +571,12 @@ static int ram_save_iterate(MigStream *s, void *opaque, GError **errp)
     }
     ram_put_eos(s);
     if (rs->pos >= rs->npages) {
+        if (rs->postcopy && rs->dirty) {
+            /* Requests moved the sweep forward; pages before it remain. */
+            rs->pos = 0;
+            rs->first_pass = false;
+            return 0;
+        }
         rs->sweep_done = true;
         rs->first_pass = false;
         return 1;
@@ -461,6 +672,164 @@ static bool ram_load_mem_size(RAMState *rs, MigStream *s, uint64_t total, GError
     return true;
 }
 
+/*
+ * Postcopy: place target pages through userfaultfd, a whole host page at a
+ * time (huge pages are assembled in hp_buf first; a record for another host
+ * page before the current one is complete is a protocol error).
+ */
+static bool ram_place_target_page(RAMState *rs, uint64_t offset, const uint8_t *data,
+                                  GError **errp)
+{
+    size_t hps = rs->rb->page_size;
+
+    if (hps == GW_PAGE_SIZE) {
+        if (!data) {
+            if (test_bit(rs->received, offset / GW_PAGE_SIZE)) {
+                return true;
+            }
+            return postcopy_place_zero_page(rs->pc, offset, errp);
+        }
+        return postcopy_place_page(rs->pc, offset, data, errp);
+    }
+    uint64_t base = offset / hps * hps;
+    if (rs->hp_offset == UINT64_MAX) {
+        if (offset != base) {
+            error_setg(errp, "huge page at 0x%" PRIx64 " does not start with its first "
+                       "target page", base);
+            return false;
+        }
+        rs->hp_offset = base;
+        rs->hp_count = 0;
+        rs->hp_all_zero = true;
+    } else if (base != rs->hp_offset || offset != base + rs->hp_count * GW_PAGE_SIZE) {
+        error_setg(errp, "page 0x%" PRIx64 " arrived while huge page 0x%" PRIx64
+                   " was incomplete", offset, rs->hp_offset);
+        return false;
+    }
+    if (data) {
+        memcpy(rs->hp_buf + rs->hp_count * GW_PAGE_SIZE, data, GW_PAGE_SIZE);
+        rs->hp_all_zero = false;
+    } else {
+        memset(rs->hp_buf + rs->hp_count * GW_PAGE_SIZE, 0, GW_PAGE_SIZE);
+    }
+    if (++rs->hp_count < hps / GW_PAGE_SIZE) {
+        return true;
+    }
+    uint64_t at = rs->hp_offset;
+    bool zero = rs->hp_all_zero;
+    rs->hp_offset = UINT64_MAX;
+    return zero ? postcopy_place_zero_page(rs->pc, at, errp)
+                : postcopy_place_page(rs->pc, at, rs->hp_buf, errp);
+}
+
+static bool ram_load_postcopy(RAMState *rs, MigStream *s, const RamRecord *rec,
+                              GError **errp)
+{
+    for (uint32_t i = 0; i < rec->npages; i++) {
+        uint64_t off = rec->offset + (uint64_t)i * GW_PAGE_SIZE;
+        const uint8_t *data = NULL;
+        if (rec->type == RAM_RECORD_PAGES) {
+            data = stream_get_ptr(s, GW_PAGE_SIZE);
+            if (!data) {
+                return stream_check(s, errp);
+            }
+        }
+        if (!ram_place_target_page(rs, off, data, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool ram_postcopy_ensure(RAMState *rs, GError **errp)
+{
+    if (rs->pc) {
+        return true;
+    }
+    if (!rs->received) {
+        rs->received = g_new0(unsigned long, rs->nwords);
+    }
+    rs->pc = postcopy_incoming_new(rs->rb, rs->received, rs->npages, &rs->pc_hooks,
+                                   rs->pc_opaque, errp);
+    if (rs->pc && rs->rb->page_size > GW_PAGE_SIZE) {
+        rs->hp_buf = g_malloc(rs->rb->page_size);
+        rs->hp_offset = UINT64_MAX;
+    }
+    return rs->pc != NULL;
+}
+
+bool ram_postcopy_incoming_advise(uint64_t pagesize_summary, uint64_t target_page_size,
+                                  const PostcopyHooks *hooks, void *opaque, GError **errp)
+{
+    RAMState *rs = &ram_state;
+
+    if (target_page_size != GW_PAGE_SIZE) {
+        error_setg(errp, "Postcopy target page size mismatch: source uses %" PRIu64
+                   " bytes, destination %llu", target_page_size, GW_PAGE_SIZE);
+        return false;
+    }
+    if (pagesize_summary != rs->rb->page_size) {
+        error_setg(errp, "Postcopy page size mismatch: source RAM uses %" PRIu64
+                   "-byte pages, destination %zu", pagesize_summary, rs->rb->page_size);
+        return false;
+    }
+    if (!postcopy_ram_supported(rs->rb, errp)) {
+        return false;
+    }
+    rs->pc_hooks = *hooks;
+    rs->pc_opaque = opaque;
+    return true;
+}
+
+bool ram_postcopy_incoming_discard(const char *block, const MigDiscardRange *r, unsigned n,
+                                   GError **errp)
+{
+    RAMState *rs = &ram_state;
+
+    if (strcmp(block, rs->rb->name) != 0) {
+        error_setg(errp, "discard for unknown RAM block '%s'", block);
+        return false;
+    }
+    if (rs->pc_listening) {
+        error_setg(errp, "discard after the postcopy listen command");
+        return false;
+    }
+    if (!ram_postcopy_ensure(rs, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (r[i].start >= rs->rb->size || r[i].length > rs->rb->size - r[i].start) {
+            error_setg(errp, "discard range [0x%" PRIx64 ", +0x%" PRIx64 ") lies outside RAM",
+                       r[i].start, r[i].length);
+            return false;
+        }
+        if (!postcopy_discard_range(rs->pc, r[i].start, r[i].length, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool ram_postcopy_incoming_listen(const int *vcpu_tids, int nvcpus, GError **errp)
+{
+    RAMState *rs = &ram_state;
+
+    if (!ram_postcopy_ensure(rs, errp)) {
+        return false;
+    }
+    postcopy_set_vcpu_tids(rs->pc, vcpu_tids, nvcpus);
+    if (!postcopy_listen(rs->pc, errp)) {
+        return false;
+    }
+    rs->pc_listening = true;
+    return true;
+}
+
+PostcopyIncoming *ram_postcopy_incoming(void)
+{
+    return ram_state.pc;
+}
+
 static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType type,
                      GError **errp)
 {
@@ -499,7 +868,11 @@ static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType
             }
             uint64_t first = rec.offset / GW_PAGE_SIZE;
             uint8_t *host = rs->rb->host + rec.offset;
-            if (rec.type == RAM_RECORD_PAGES) {
+            if (rs->pc_listening) {
+                if (!ram_load_postcopy(rs, s, &rec, errp)) {
+                    return false;
+                }
+            } else if (rec.type == RAM_RECORD_PAGES) {
                 stream_get_buffer(s, host, (size_t)rec.npages * GW_PAGE_SIZE);
                 for (uint32_t i = 0; i < rec.npages; i++) {
                     set_bit(rs->received, first + i);
@@ -509,6 +882,7 @@ static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType
                     /* Never-written destination memory already reads as zero. */
                     ram_zero_pages(host + (uint64_t)i * GW_PAGE_SIZE, GW_PAGE_SIZE,
                                    !test_bit(rs->received, first + i));
+                    set_bit(rs->received, first + i);
                 }
             }
             if (!stream_check(s, errp)) {
@@ -543,5 +917,8 @@ void ram_migration_init(Machine *ms)
     rs->rb = ms->ram;
     rs->npages = ms->ram->size / GW_PAGE_SIZE;
     rs->nwords = GW_DIV_ROUND_UP(rs->npages, BITS_PER_LONG);
+    g_mutex_init(&rs->req_lock);
+    g_queue_init(&rs->req_queue);
+    rs->req_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     register_savelive("ram", 0, RAM_SECTION_VERSION, &ram_live_ops, rs);
 }

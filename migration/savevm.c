@@ -395,6 +395,7 @@ struct LoadVMState {
     GHashTable *set_up;       /* SaveEntry -> itself: load_setup done */
     GHashTable *loaded;       /* SaveEntry -> itself: device record loaded */
     int depth;                /* package nesting */
+    bool forked;              /* a postcopy listen thread's view: device records load elsewhere */
 };
 
 static MigConfig *config_copy(const MigConfig *c)
@@ -419,6 +420,24 @@ LoadVMState *loadvm_state_new(const MigConfig *local,
     st->set_up = g_hash_table_new(NULL, NULL);
     st->loaded = g_hash_table_new(NULL, NULL);
     return st;
+}
+
+LoadVMState *loadvm_state_fork(LoadVMState *st, const LoadVMCommandOps *ops,
+                               void *opaque)
+{
+    static const LoadVMCommandOps none;
+    LoadVMState *f = g_new0(LoadVMState, 1);
+
+    f->local = st->local ? config_copy(st->local) : NULL;
+    f->source = st->source ? config_copy(st->source) : NULL;
+    f->ops = ops ? ops : &none;
+    f->opaque = opaque;
+    /* Live sections were started on the parent; the fork only continues them. */
+    f->live_by_id = g_hash_table_ref(st->live_by_id);
+    f->set_up = g_hash_table_new(NULL, NULL);
+    f->loaded = g_hash_table_new(NULL, NULL);
+    f->forked = true;
+    return f;
 }
 
 void loadvm_state_free(LoadVMState *st)
@@ -827,7 +846,7 @@ static LoadVMResult loadvm_loop(LoadVMState *st, MigStream *s, GError **errp)
         bool ok;
         switch (type) {
         case MIG_REC_EOF:
-            if (st->depth == 0 && !loadvm_check_all_loaded(st, errp)) {
+            if (st->depth == 0 && !st->forked && !loadvm_check_all_loaded(st, errp)) {
                 return LOADVM_ERROR;
             }
             return LOADVM_EOF;

@@ -162,6 +162,14 @@ typedef struct LoadVMState LoadVMState;
  */
 LoadVMState *loadvm_state_new(const MigConfig *local,
                               const LoadVMCommandOps *ops, void *opaque);
+/*
+ * A second view of @st for the postcopy listen thread, which goes on reading
+ * the main stream (RAM sections started on @st) while the incoming thread
+ * loads the package's device records through @st. Its EOF does not check
+ * device records. Free it with loadvm_state_free (its own cleanup only).
+ */
+LoadVMState *loadvm_state_fork(LoadVMState *st, const LoadVMCommandOps *ops,
+                               void *opaque);
 /* Calls load_cleanup of live sections that were set up. */
 void loadvm_state_free(LoadVMState *st);
 

@@ -43,6 +43,45 @@ static struct kvm_cpuid2 *kvm_fetch_supported_cpuid(int kvm_fd, GError **errp)
     return NULL;
 }
 
+/*
+ * GSI routing as on a PC (and as our MADT describes it): ISA IRQ n drives
+ * PIC pin n and IOAPIC pin n, except IRQ0 (the in-kernel PIT signals GSI 0),
+ * which goes to IOAPIC pin 2 (MADT interrupt source override IRQ0 -> GSI2);
+ * pin 2 of the master PIC is the cascade. GSIs 16..23 reach only the IOAPIC.
+ * KVM's default table maps GSI 0 to IOAPIC pin 0, which a guest following
+ * the override would never see. Not migrated: both ends set it up here.
+ */
+static bool kvm_setup_pc_irq_routing(Machine *ms, GError **errp)
+{
+    g_autofree struct kvm_irq_routing *r =
+        g_malloc0(sizeof(*r) + 40 * sizeof(struct kvm_irq_routing_entry));
+    uint32_t n = 0;
+
+    for (uint32_t gsi = 0; gsi < 24; gsi++) {
+        if (gsi < 16 && gsi != 2) {
+            r->entries[n++] = (struct kvm_irq_routing_entry) {
+                .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+                .u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+                                                  : KVM_IRQCHIP_PIC_SLAVE,
+                               .pin = gsi % 8 },
+            };
+        }
+        if (gsi != 2) {
+            r->entries[n++] = (struct kvm_irq_routing_entry) {
+                .gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+                .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
+                               .pin = gsi == 0 ? 2 : gsi },
+            };
+        }
+    }
+    r->nr = n;
+    if (ioctl(ms->vm_fd, KVM_SET_GSI_ROUTING, r) < 0) {
+        error_setg_errno(errp, errno, "KVM_SET_GSI_ROUTING failed");
+        return false;
+    }
+    return true;
+}
+
 bool kvm_init(Machine *ms, GError **errp)
 {
     int ver;
@@ -117,6 +156,9 @@ bool kvm_init(Machine *ms, GError **errp)
     }
     if (ioctl(ms->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
         error_setg_errno(errp, errno, "KVM_CREATE_IRQCHIP failed");
+        return false;
+    }
+    if (!kvm_setup_pc_irq_routing(ms, errp)) {
         return false;
     }
     struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -205,6 +247,35 @@ void kvm_set_irq(Machine *ms, int irq, int level)
     }
 }
 
+#define KVM_CPUID_SIGNATURE_LEAF  0x40000000u
+#define KVM_CPUID_FEATURES_LEAF   0x40000001u
+/* kvmclock (old and new MSRs) and "the TSC is stable across vCPUs". */
+#define KVM_PV_CLOCK_FEATURES     ((1u << 0) | (1u << 3) | (1u << 24))
+
+/*
+ * Guests look for "KVMKVMKVM\0\0\0" at 0x40000000 and the kvmclock bits at
+ * 0x40000001 before using kvmclock. KVM_GET_SUPPORTED_CPUID normally has
+ * both; should a KVM leave them out, add them (kvmclock itself is always
+ * there with KVM_CAP_ADJUST_CLOCK, which kvm_init requires).
+ */
+static struct kvm_cpuid2 *kvm_cpuid_add_pv_leaves(struct kvm_cpuid2 *c)
+{
+    for (uint32_t i = 0; i < c->nent; i++) {
+        if (c->entries[i].function == KVM_CPUID_SIGNATURE_LEAF) {
+            return c;
+        }
+    }
+    c = g_realloc(c, sizeof(*c) + (c->nent + 2) * sizeof(c->entries[0]));
+    c->entries[c->nent++] = (struct kvm_cpuid_entry2) {
+        .function = KVM_CPUID_SIGNATURE_LEAF, .eax = KVM_CPUID_FEATURES_LEAF,
+        .ebx = 0x4b4d564b, .ecx = 0x564b4d56, .edx = 0x4d,    /* "KVMKVMKVM\0\0\0" */
+    };
+    c->entries[c->nent++] = (struct kvm_cpuid_entry2) {
+        .function = KVM_CPUID_FEATURES_LEAF, .eax = KVM_PV_CLOCK_FEATURES,
+    };
+    return c;
+}
+
 struct kvm_cpuid2 *kvm_vcpu_cpuid(Machine *ms, int index)
 {
     size_t sz = sizeof(*supported_cpuid) +
@@ -231,7 +302,7 @@ struct kvm_cpuid2 *kvm_vcpu_cpuid(Machine *ms, int index)
             break;
         }
     }
-    return c;
+    return kvm_cpuid_add_pv_leaves(c);
 }
 
 char *kvm_cpuid_digest(Machine *ms)

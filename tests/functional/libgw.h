@@ -47,7 +47,9 @@ int gw_timeout(int ms);
  *     if (!gw_require_kvm()) { return; }
  */
 bool gw_require_binary(void);
+/* /dev/kvm usable (KVM_GET_API_VERSION), and a binary (gw_require_binary). */
 bool gw_require_kvm(void);
+/* userfaultfd usable: the syscall, or /dev/userfaultfd, plus UFFDIO_API. */
 bool gw_require_uffd(void);
 /*
  * The path in environment variable @env_var (e.g. "GW_TICK_GUEST", set by

@@ -31,6 +31,13 @@
     .equ RANGE_LOW,     0x200000        /* the tick range never starts below */
     .equ DEFAULT_RING,  3
 
+    /* rate=: TSC calibration against PIT channel 0 (1193182 Hz). */
+    .equ PIT_CH0,       0x40
+    .equ PIT_CMD,       0x43
+    .equ PIT_HZ,        1193182
+    .equ PIT_CAL_TICKS, 119318          /* calibrate over 100 ms */
+    .equ TSC_MIN_HZ,    100000000       /* below 100 MHz: calibration failed */
+
     MULTIBOOT_HEADER MB_HDR_MEMINFO
 
 /* ------------------------------------------------------------------ */
@@ -150,6 +157,7 @@ long_entry:
     call    build_page_tables
     call    collect_ranges
     call    init_mailbox
+    call    calibrate_rate
 
     cmpq    $0, nr_ranges
     jne     1f
@@ -217,6 +225,20 @@ tick_main:
 
     movq    $STATE_TICKING, MBX_STATE
     xor     %r12d, %r12d
+    /*
+     * rate=: %r11 TSC cycles per page, %r10 the next page's deadline,
+     * %r13 how far behind we may fall before the backlog is forgotten,
+     * %r14 how far ahead a deadline may legitimately be.
+     */
+    mov     rate_cpp, %r11
+    test    %r11, %r11
+    jz      .Lpass
+    mov     rate_slack, %r13
+    lea     (%r11, %r13), %r14
+    rdtsc
+    shl     $32, %rdx
+    or      %rdx, %rax
+    mov     %rax, %r10
 .Lpass:
     mov     $MBX_RANGES, %r8d
 .Lrange:
@@ -224,6 +246,8 @@ tick_main:
     jae     .Lpass_done
     mov     (%r8), %rsi
     mov     8(%r8), %rdx
+    test    %r11, %r11
+    jnz     .Lpage_paced
     /*
      * The hot loop. The write counter goes up right after each page, so a
      * paused guest's counters match either "writes" or "writes + 1".
@@ -234,6 +258,38 @@ tick_main:
     add     $4096, %rsi
     cmp     %rdx, %rsi
     jb      .Lpage
+    add     $16, %r8
+    jmp     .Lrange
+
+    /*
+     * The same loop at a set rate (rate=): after each page, spin until the
+     * TSC reaches that page's deadline. A guest that fell far behind (vCPU
+     * paused, e.g. by a migration) or whose TSC jumped back does not try to
+     * catch up: it restarts the schedule from now.
+     */
+.Lpage_paced:
+    incb    (%rsi)
+    incq    MBX_WRITES
+    add     $4096, %rsi
+    mov     %rdx, %rcx                  /* rdtsc takes %rdx */
+    add     %r11, %r10
+1:  rdtsc
+    shl     $32, %rdx
+    or      %rdx, %rax
+    mov     %rax, %rdx
+    sub     %r10, %rdx                  /* now - deadline */
+    jns     2f
+    neg     %rdx
+    cmp     %r14, %rdx
+    ja      3f                          /* deadline impossibly far ahead */
+    pause
+    jmp     1b
+2:  cmp     %r13, %rdx
+    jbe     4f
+3:  mov     %rax, %r10
+4:  mov     %rcx, %rdx
+    cmp     %rdx, %rsi
+    jb      .Lpage_paced
     add     $16, %r8
     jmp     .Lrange
 .Lpass_done:
@@ -363,6 +419,98 @@ put_dec:
     pop     %rdx
     pop     %rcx
     pop     %rax
+    ret
+
+/* ------------------------------------------------------------------ */
+/*
+ * rate=N: measure the TSC frequency against PIT channel 0 (handled inside
+ * KVM by both godwit and QEMU, unlike the port 0x61 gate of channel 2),
+ * then derive the cycles per page for N MiB/s. Ring 0, once, at boot. On
+ * failure rate= is ignored with a warning and the loop runs flat out.
+ */
+calibrate_rate:
+    cmpq    $0, opt_rate
+    je      9f
+    mov     $0x34, %al                  /* channel 0, lo/hi byte, mode 2 */
+    out     %al, $PIT_CMD
+    xor     %eax, %eax                  /* count 0 = 65536 */
+    out     %al, $PIT_CH0
+    out     %al, $PIT_CH0
+    call    pit_sample
+    mov     %rax, %r8                   /* first TSC */
+    mov     %rcx, %r9                   /* previous count */
+    xor     %r10d, %r10d                /* PIT ticks seen */
+1:  call    pit_sample
+    mov     %r9, %rdx
+    sub     %rcx, %rdx
+    and     $0xffff, %edx               /* it counts down, wrapping at 65536 */
+    add     %rdx, %r10
+    mov     %rcx, %r9
+    mov     %rax, %rdx
+    sub     %r8, %rdx                   /* TSC cycles so far */
+    cmp     $PIT_CAL_TICKS, %r10
+    jae     2f
+    bt      $34, %rdx                   /* seconds without PIT progress */
+    jnc     1b
+    jmp     8f
+2:  mov     %rdx, %rax
+    mov     $PIT_HZ, %ecx
+    mul     %rcx
+    div     %r10                        /* TSC Hz */
+    cmp     $TSC_MIN_HZ, %rax
+    jb      8f
+    mov     %rax, tsc_hz
+    xor     %edx, %edx
+    mov     $1000, %ecx
+    div     %rcx
+    mov     %rax, rate_slack            /* 1 ms of TSC */
+    mov     opt_rate, %rcx
+    mov     $1, %eax
+    shl     $32, %rax
+    cmp     %rax, %rcx
+    jbe     3f
+    mov     %rax, %rcx                  /* keep the shift below in range */
+3:  shl     $8, %rcx                    /* pages per second */
+    mov     tsc_hz, %rax
+    xor     %edx, %edx
+    div     %rcx
+    test    %rax, %rax
+    jnz     4f
+    inc     %rax
+4:  mov     %rax, rate_cpp
+    mov     $0x30, %al                  /* channel 0 back to one-shot */
+    out     %al, $PIT_CMD
+    xor     %eax, %eax
+    out     %al, $PIT_CH0
+    out     %al, $PIT_CH0
+    mov     $msg_rate, %esi
+    call    puts
+    mov     opt_rate, %rax
+    call    put_dec
+    mov     $msg_tsc_khz, %esi
+    call    puts
+    mov     rate_slack, %rax            /* = kHz */
+    call    put_dec
+    mov     $'\n', %al
+    call    putc
+    ret
+8:  mov     $msg_no_pit, %esi
+    call    puts
+9:  ret
+
+/* Latch PIT channel 0: %rcx = its count, %rax = the TSC right after. */
+pit_sample:
+    xor     %eax, %eax                  /* latch command, channel 0 */
+    out     %al, $PIT_CMD
+    in      $PIT_CH0, %al
+    movzbl  %al, %ecx
+    in      $PIT_CH0, %al
+    movzbl  %al, %eax
+    shl     $8, %eax
+    or      %eax, %ecx
+    rdtsc
+    shl     $32, %rdx
+    or      %rdx, %rax
     ret
 
 /* ------------------------------------------------------------------ */
@@ -625,6 +773,7 @@ parse_cmdline:
     TRY_OPT key_end, opt_end
     TRY_OPT key_passes, opt_passes
     TRY_OPT key_ring, opt_ring
+    TRY_OPT key_rate, opt_rate
 .Lnext_word:
     /* skip to the end of the current word */
     mov     (%rsi), %al
@@ -848,6 +997,10 @@ key_start:      .asciz "start="
 key_end:        .asciz "end="
 key_passes:     .asciz "passes="
 key_ring:       .asciz "ring="
+key_rate:       .asciz "rate="
+msg_rate:       .asciz "tick: rate="
+msg_tsc_khz:    .asciz " MiB/s tsc-khz="
+msg_no_pit:     .asciz "tick: warning: cannot calibrate the TSC against the PIT, ignoring rate=\n"
 
     .balign 4
 exc_stubs:
@@ -863,6 +1016,7 @@ opt_start:      .quad RANGE_LOW
 opt_end:        .quad -1
 opt_passes:     .quad 0
 opt_ring:       .quad DEFAULT_RING
+opt_rate:       .quad 0                 /* MiB/s, 0 = flat out */
 
     .balign 16
 gdt:
@@ -906,3 +1060,6 @@ ram:            .skip MAX_RAM * 16
 nr_ranges:      .skip 8
 nr_pages:       .skip 8
 ranges:         .skip MBX_MAX_RANGES * 16
+tsc_hz:         .skip 8
+rate_cpp:       .skip 8                 /* TSC cycles per page, 0 = flat out */
+rate_slack:     .skip 8

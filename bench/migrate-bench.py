@@ -1,0 +1,1052 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Live-migration benchmark: godwit side by side with QEMU.
+
+Boots the same test guest (tests/guest/tick.elf, idle.elf) under godwit and,
+when it is installed, under qemu-system-x86_64 with KVM, migrates it over a
+local unix (default) or TCP socket with the same explicit limits, and prints
+one table (medians of N runs) plus the raw floors of this machine (loopback
+TCP and unix-socket throughput, memcpy bandwidth). Python 3 stdlib only.
+docs/devel/benchmarks.md explains the rows, the columns and the choices.
+"""
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC_ROOT = os.path.dirname(HERE)
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+# QEMU 7.2 treats max-bandwidth 0 as "no limit" in its rate limiter (its
+# bandwidth estimate does not use the value), but we do not rely on that: a
+# value far above any link here is unambiguous on every QEMU version.
+QEMU_UNLIMITED_BW = 1 << 40          # 1 TiB/s
+GODWIT_UNLIMITED_BW = 0              # godwit: 0 = unlimited (documented)
+
+
+# ---------------------------------------------------------------------------
+# Child processes: every one we start is registered and killed on the way out.
+
+_children = []
+
+
+def _kill_children():
+    for p in list(_children):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        _children.remove(p)
+
+
+def _on_signal(signum, _frame):
+    _kill_children()
+    sys.exit(128 + signum)
+
+
+atexit.register(_kill_children)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+signal.signal(signal.SIGHUP, _on_signal)
+
+
+def spawn(argv, stdout, stderr):
+    # Own session, so the whole group can be killed by its id.
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
+                         stderr=stderr, start_new_session=True)
+    _children.append(p)
+    return p
+
+
+def stop_process(p, grace=5.0):
+    """Wait up to grace seconds for p to exit, then kill its group."""
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout=10)
+    if p in _children:
+        _children.remove(p)
+
+
+# ---------------------------------------------------------------------------
+# A minimal synchronous QMP client.
+
+class QMPError(Exception):
+    pass
+
+
+class QMP:
+    def __init__(self, path, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+                if time.monotonic() > deadline:
+                    raise QMPError("no QMP socket at %s after %.0f s"
+                                   % (path, timeout))
+                time.sleep(0.02)
+        self.sock = s
+        self.buf = b""
+        self.events = []
+        greeting = self._read(timeout)
+        if "QMP" not in greeting:
+            raise QMPError("no QMP greeting: %r" % greeting)
+        self.cmd("qmp_capabilities")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _read(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QMPError("QMP read timed out")
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                continue
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise QMPError("QMP connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name, args=None, timeout=30.0):
+        msg = {"execute": name}
+        if args is not None:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            m = self._read(timeout)
+            if "event" in m:
+                m["_host_time"] = time.time()
+                self.events.append(m)
+                continue
+            if "error" in m:
+                raise QMPError("%s: %s" % (name, m["error"].get("desc")))
+            return m.get("return")
+
+    def pump(self, timeout=0.0):
+        """Read whatever events are pending (waiting up to timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if b"\n" not in self.buf:
+                left = max(0.0, deadline - time.monotonic())
+                r, _, _ = select.select([self.sock], [], [], left)
+                if not r:
+                    return
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise QMPError("QMP connection closed")
+                self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                m = json.loads(line)
+                if "event" in m:
+                    m["_host_time"] = time.time()
+                    self.events.append(m)
+            if time.monotonic() >= deadline:
+                return
+
+    def find_event(self, name, pred=None):
+        for e in self.events:
+            if e["event"] == name and (pred is None or pred(e)):
+                return e
+        return None
+
+    def wait_event(self, name, timeout, pred=None):
+        deadline = time.monotonic() + timeout
+        while True:
+            e = self.find_event(name, pred)
+            if e is not None:
+                return e
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.pump(min(left, 0.05))
+
+
+def event_time(e):
+    ts = e.get("timestamp") or {}
+    return ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
+
+
+# ---------------------------------------------------------------------------
+# Serial log follower: lines with the host time they were first seen.
+
+class Serial:
+    def __init__(self, path):
+        self.path = path
+        self.pos = 0
+        self.partial = b""
+        self.lines = []          # (host_time, text)
+
+    def poll(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        if not data:
+            return
+        self.pos += len(data)
+        now = time.time()
+        data = self.partial + data
+        parts = data.split(b"\n")
+        self.partial = parts.pop()
+        for p in parts:
+            self.lines.append((now, p.decode("utf-8", "replace").rstrip("\r")))
+
+    def text(self):
+        """Complete lines only: a line still being written is not parsed."""
+        return "\n".join(l for _, l in self.lines)
+
+    def passes(self):
+        out = []
+        for t, l in self.lines:
+            m = re.search(r"tick: pass (\d+)$", l)
+            if m:
+                out.append((t, int(m.group(1))))
+        return out
+
+    def errors(self):
+        return [l for _, l in self.lines
+                if re.search(r"tick: (error|exception|warning)", l)]
+
+
+# ---------------------------------------------------------------------------
+# What is run: VMMs, workloads, migration modes.
+
+class VMM:
+    """How to start one VMM; godwit and QEMU take the same options here."""
+
+    def __init__(self, name, binary, unlimited_bw):
+        self.name = name
+        self.binary = binary
+        self.unlimited_bw = unlimited_bw
+
+    def argv(self, ram, kernel, append, serial, qmp, incoming=None):
+        # -nodefaults: QEMU would otherwise add a VGA card (16 MiB of video
+        # RAM in the stream) and a NIC with option ROMs; godwit has neither.
+        a = [self.binary, "-enable-kvm", "-m", "%dM" % (ram // MiB),
+             "-nodefaults", "-no-user-config", "-display", "none",
+             "-kernel", kernel, "-append", append,
+             "-serial", "file:" + serial,
+             "-qmp", "unix:%s,server=on,wait=off" % qmp,
+             "-device", "isa-debug-exit,iobase=0x501"]
+        if incoming:
+            a += ["-incoming", incoming]
+        return a
+
+
+class Workload:
+    def __init__(self, name, guest, append, ready, desc):
+        self.name = name
+        self.guest = guest           # "tick" or "idle"
+        self.append = append         # -append string
+        self.ready = ready           # "idle" or "tick"
+        self.desc = desc
+
+
+def make_workloads(ws_rate):
+    return {
+        "idle": Workload("idle", "idle", "", "idle",
+                         "idle.elf: prints 'idle: ready', then cli; hlt"),
+        "ws256": Workload("ws256", "tick",
+                          "start=0x10000000 end=0x20000000 rate=%d" % ws_rate,
+                          "tick",
+                          "tick.elf over 256 MiB at %d MiB/s" % ws_rate),
+        "wholeram": Workload("wholeram", "tick", "", "tick",
+                             "tick.elf over all RAM, flat out"),
+    }
+
+
+class Mode:
+    """A migration mode: capabilities on both sides, parameters on the
+    source, and an optional trigger run on every source event (postcopy's
+    migrate-start-postcopy goes there). extra_metrics are extra columns
+    (key, header, format) filled by collect(trial, src_info, dst_info)."""
+
+    def __init__(self, name, caps=(), src_params=None, trigger=None,
+                 extra_metrics=(), collect=None):
+        self.name = name
+        self.caps = list(caps)
+        self.src_params = dict(src_params or {})
+        self.trigger = trigger
+        self.extra_metrics = list(extra_metrics)
+        self.collect = collect
+
+
+def _postcopy_trigger(after_pass):
+    """migrate-start-postcopy once MIGRATION_PASS reaches after_pass (0: at
+    once, right after migrate)."""
+    def trigger(src, state):
+        if state.get("postcopy_started"):
+            return
+        if after_pass > 0:
+            e = src.find_event("MIGRATION_PASS",
+                               lambda e: e["data"]["pass"] >= after_pass)
+            if e is None:
+                return
+        src.cmd("migrate-start-postcopy")
+        state["postcopy_started"] = time.time()
+    return trigger
+
+
+def _postcopy_collect(trial, src_info, dst_info):
+    ram = src_info.get("ram", {})
+    trial["postcopy_requests"] = ram.get("postcopy-requests")
+    trial["postcopy_bytes"] = ram.get("postcopy-bytes")
+    trial["blocktime_ms"] = dst_info.get("postcopy-blocktime")
+    # QEMU 10.1 names; godwit reports them live (issue 4), QEMU 7.2 never.
+    lat = dst_info.get("postcopy-latency")
+    trial["fault_latency_ns"] = lat
+
+
+_POSTCOPY_METRICS = [
+    ("postcopy_requests", "req", "%d"),
+    ("blocktime_ms", "blk ms", "%d"),
+]
+
+# Adding a mode is one entry here (plus, if it needs one, a trigger).
+MODES = {
+    "precopy": Mode("precopy"),
+    "postcopy-after-pass": Mode(
+        "postcopy-after-pass", caps=["postcopy-ram", "postcopy-blocktime"],
+        trigger=_postcopy_trigger(1), extra_metrics=_POSTCOPY_METRICS,
+        collect=_postcopy_collect),
+    "postcopy-pure": Mode(
+        "postcopy-pure", caps=["postcopy-ram", "postcopy-blocktime"],
+        trigger=_postcopy_trigger(0), extra_metrics=_POSTCOPY_METRICS,
+        collect=_postcopy_collect),
+}
+
+
+# ---------------------------------------------------------------------------
+# One trial: boot the source, boot the destination, migrate, check, tear down.
+
+def wait_ready(serial, wl, vm_proc, timeout, log):
+    """Wait until the guest runs its workload; for tick, also measure the
+    dirty rate it achieves from the pass markers. Returns a dict."""
+    deadline = time.monotonic() + timeout
+    info = {}
+    pages = None
+    t_start = None
+    while time.monotonic() < deadline:
+        serial.poll()
+        if vm_proc.poll() is not None:
+            raise RuntimeError("the source exited early (status %d)"
+                               % vm_proc.returncode)
+        txt = serial.text()
+        if wl.ready == "idle":
+            if "idle: ready" in txt:
+                return info
+        else:
+            if pages is None:
+                m = re.search(r"tick: start=\S+ end=\S+ pages=(\d+)", txt)
+                if m:
+                    pages = int(m.group(1))
+                    t_start = time.time()
+            if pages is not None:
+                ps = serial.passes()
+                # At least 1 s and 3 passes of history (whole RAM passes are
+                # tens of ms, a rate-limited working set about a second).
+                if len(ps) >= 3 and ps[-1][0] - ps[0][0] >= 1.0:
+                    n = ps[-1][1] - ps[0][1]
+                    dt = ps[-1][0] - ps[0][0]
+                    info["pages"] = pages
+                    info["pass_s"] = dt / n
+                    info["dirty_mibps"] = n * pages * 4096 / MiB / dt
+                    m = re.search(r"tsc-khz=(\d+)", txt)
+                    if m:
+                        info["tsc_khz"] = int(m.group(1))
+                    return info
+                if time.time() - t_start > 30:
+                    break
+        time.sleep(0.005)
+    raise RuntimeError("guest not ready within %.0f s; serial: %r"
+                       % (timeout, serial.text()[-300:]))
+
+
+def run_trial(vmm, mode, wl, ram, downtime_ms, args, guests, log):
+    tmp = tempfile.mkdtemp(prefix="gw-bench-")
+    trial = {"vmm": vmm.name, "mode": mode.name, "ram": ram,
+             "workload": wl.name, "downtime_limit": downtime_ms,
+             "transport": args.transport}
+    procs = []
+    qmps = []
+    try:
+        kernel = guests[wl.guest]
+        s_serial, d_serial = (os.path.join(tmp, n) for n in ("src.serial",
+                                                            "dst.serial"))
+        s_qmp, d_qmp = (os.path.join(tmp, n) for n in ("src.qmp", "dst.qmp"))
+        if args.transport == "unix":
+            incoming = "unix:" + os.path.join(tmp, "mig.sock")
+        else:
+            incoming = "tcp:127.0.0.1:0"
+
+        s_err = open(os.path.join(tmp, "src.stderr"), "wb")
+        d_err = open(os.path.join(tmp, "dst.stderr"), "wb")
+        src = spawn(vmm.argv(ram, kernel, wl.append, s_serial, s_qmp),
+                    subprocess.DEVNULL, s_err)
+        procs.append(src)
+        sq = QMP(s_qmp)
+        qmps.append(sq)
+        ser = Serial(s_serial)
+        trial["guest"] = wait_ready(ser, wl, src, args.boot_timeout, log)
+
+        dst = spawn(vmm.argv(ram, kernel, wl.append, d_serial, d_qmp,
+                             incoming), subprocess.DEVNULL, d_err)
+        procs.append(dst)
+        dq = QMP(d_qmp)
+        qmps.append(dq)
+
+        caps = [{"capability": "events", "state": True}] + \
+            [{"capability": c, "state": True} for c in mode.caps]
+        for q in (sq, dq):
+            q.cmd("migrate-set-capabilities", {"capabilities": caps})
+        params = {"downtime-limit": downtime_ms,
+                  "max-bandwidth": vmm.unlimited_bw}
+        params.update(mode.src_params)
+        sq.cmd("migrate-set-parameters", params)
+        trial["params"] = sq.cmd("query-migrate-parameters")
+
+        uri = incoming
+        if args.transport == "tcp":
+            info = dq.cmd("query-migrate")
+            sa = (info.get("socket-address") or [{}])[0]
+            if not sa.get("port"):
+                raise RuntimeError("destination reports no listening port")
+            uri = "tcp:127.0.0.1:%s" % sa["port"]
+
+        sq.events.clear()
+        dq.events.clear()
+        state = {}
+        t0 = time.monotonic()
+        sq.cmd("migrate", {"uri": uri})
+        status = None
+        last = None
+        next_poll = 0.0
+        while True:
+            now = time.monotonic()
+            sq.pump(0.02)
+            dq.pump(0.0)
+            ser.poll()
+            if mode.trigger:
+                mode.trigger(sq, state)
+            ev = [e for e in sq.events if e["event"] == "MIGRATION"]
+            st = ev[-1]["data"]["status"] if ev else None
+            if st in ("completed", "failed", "cancelled"):
+                status = st
+                break
+            if now >= next_poll:
+                # Progress for the not-converged case; kept rare so the
+                # monitor does not compete with the migration.
+                last = sq.cmd("query-migrate")
+                if last.get("status") in ("completed", "failed",
+                                          "cancelled"):
+                    status = last["status"]
+                    break
+                next_poll = now + 1.0
+            if now - t0 > args.timeout:
+                status = "timeout"
+                break
+            if src.poll() is not None:
+                status = "source-died"
+                break
+        trial["wall_s"] = time.monotonic() - t0
+        # Pass timeline (s after migrate), for looking into slow rows.
+        t_mig = time.time() - trial["wall_s"]
+        trial["pass_times_s"] = [
+            round(event_time(e) - t_mig, 4) for e in sq.events
+            if e["event"] == "MIGRATION_PASS"]
+
+        if status == "timeout":
+            last = sq.cmd("query-migrate")
+            try:
+                sq.cmd("migrate_cancel")
+            except QMPError as e:
+                trial["cancel_error"] = str(e)
+            sq.wait_event("MIGRATION", 10,
+                          lambda e: e["data"]["status"] in ("cancelled",
+                                                            "failed"))
+            trial["status"] = "no-converge"
+            trial["progress"] = last
+            ram_i = (last or {}).get("ram", {})
+            trial["passes"] = ram_i.get("dirty-sync-count")
+            trial["transferred"] = ram_i.get("transferred")
+            trial["mbps"] = ram_i.get("mbps")
+            trial["expected_downtime"] = (last or {}).get("expected-downtime")
+            trial["remaining"] = ram_i.get("remaining")
+            # The source must still run the guest after a cancel.
+            st = sq.cmd("query-status")
+            trial["source_after_cancel"] = st.get("status")
+            return trial
+        if status != "completed":
+            trial["status"] = status
+            try:
+                info = sq.cmd("query-migrate")
+                trial["error"] = info.get("error-desc")
+            except QMPError as e:
+                trial["error"] = str(e)
+            return trial
+
+        info = sq.cmd("query-migrate")
+        ram_i = info.get("ram", {})
+        trial["status"] = "completed"
+        trial["total_ms"] = info.get("total-time")
+        trial["downtime_ms"] = info.get("downtime")
+        trial["setup_ms"] = info.get("setup-time")
+        trial["transferred"] = ram_i.get("transferred")
+        trial["passes"] = ram_i.get("dirty-sync-count")
+        trial["mbps"] = ram_i.get("mbps")
+        trial["duplicate"] = ram_i.get("duplicate")
+        trial["normal"] = ram_i.get("normal")
+        trial["downtime_bytes"] = ram_i.get("downtime-bytes")
+        if "x-downtime-split" in info:
+            trial["split_src"] = info["x-downtime-split"]
+
+        resume = dq.wait_event("RESUME", 10)
+        stop = sq.find_event("STOP")
+        if resume and stop:
+            trial["gap_ms"] = (event_time(resume) - event_time(stop)) * 1000
+        else:
+            trial["gap_ms"] = None
+            trial["note"] = "no %s event" % ("STOP" if not stop else "RESUME")
+        dq.wait_event("MIGRATION", 5,
+                      lambda e: e["data"]["status"] == "completed")
+        dinfo = dq.cmd("query-migrate")
+        if "x-downtime-split" in dinfo:
+            trial["split_dst"] = dinfo["x-downtime-split"]
+        if mode.collect:
+            mode.collect(trial, info, dinfo)
+
+        trial["check"] = check_destination(dq, d_serial, ser, wl, trial,
+                                           args)
+        return trial
+    except (QMPError, RuntimeError, OSError) as e:
+        trial["status"] = "error"
+        trial["error"] = str(e)
+        return trial
+    finally:
+        for q in qmps:
+            try:
+                q.cmd("quit", timeout=5)
+            except (QMPError, OSError):
+                pass
+            q.close()
+        for p in procs:
+            stop_process(p)
+        for name in ("src.stderr", "dst.stderr"):
+            path = os.path.join(tmp, name)
+            try:
+                txt = open(path, errors="replace").read().strip()
+            except OSError:
+                txt = ""
+            # QEMU warns about CPUID bits the software KVM here lacks.
+            txt = "\n".join(l for l in txt.splitlines()
+                            if "host doesn't support requested feature"
+                            not in l)
+            if txt:
+                trial.setdefault("stderr", {})[name.split(".")[0]] = \
+                    txt[-2000:]
+        if args.keep_tmp:
+            trial["tmp"] = tmp
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_destination(dq, d_serial, src_serial, wl, trial, args):
+    """The guest must go on where it stopped: running on the destination,
+    pass markers continuing the source's count, no error on either side."""
+    problems = []
+    st = dq.cmd("query-status")
+    if st.get("status") != "running":
+        problems.append("destination status %s" % st.get("status"))
+    src_serial.poll()
+    problems += ["source serial: " + l for l in src_serial.errors()]
+    if wl.ready == "tick":
+        ser = Serial(d_serial)
+        src_passes = src_serial.passes()
+        last_src = src_passes[-1][1] if src_passes else 0
+        wait = max(5.0, 3 * trial["guest"].get("pass_s", 1.0))
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            ser.poll()
+            if len(ser.passes()) >= 2:
+                break
+            time.sleep(0.02)
+        ps = [n for _, n in ser.passes()]
+        if len(ps) < 2:
+            problems.append("destination printed %d pass markers in %.0f s"
+                            % (len(ps), wait))
+        else:
+            if ps[0] > last_src + 2 or ps[0] < last_src:
+                problems.append("destination pass %d after source pass %d"
+                                % (ps[0], last_src))
+            if any(b != a + 1 for a, b in zip(ps, ps[1:])):
+                problems.append("destination pass markers not consecutive")
+        problems += ["destination serial: " + l for l in ser.errors()]
+    return "ok" if not problems else "; ".join(problems)
+
+
+# ---------------------------------------------------------------------------
+# Raw floors of this machine.
+
+def floor_socket(family, total=2 * GiB, chunk=4 * MiB):
+    """Single-stream throughput of a local stream socket, bytes/s."""
+    tmp = None
+    if family == socket.AF_UNIX:
+        tmp = tempfile.mkdtemp(prefix="gw-bench-floor-")
+        addr = os.path.join(tmp, "s")
+    else:
+        addr = ("127.0.0.1", 0)
+    ls = socket.socket(family, socket.SOCK_STREAM)
+    ls.bind(addr)
+    ls.listen(1)
+    addr = ls.getsockname()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            c = socket.socket(family, socket.SOCK_STREAM)
+            c.connect(addr)
+            buf = memoryview(bytearray(b"\x5a" * chunk))
+            sent = 0
+            while sent < total:
+                c.sendall(buf)
+                sent += chunk
+            c.close()
+        finally:
+            os._exit(0)
+    try:
+        conn, _ = ls.accept()
+        buf = bytearray(chunk)
+        mv = memoryview(buf)
+        got = 0
+        t0 = None
+        while got < total:
+            n = conn.recv_into(mv)
+            if n == 0:
+                break
+            if t0 is None:
+                t0 = time.perf_counter()
+            got += n
+        dt = time.perf_counter() - t0
+        conn.close()
+    finally:
+        ls.close()
+        os.waitpid(pid, 0)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return got / dt
+
+
+MEMCPY_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+int main(void)
+{
+    size_t n = 256u << 20;
+    char *a = malloc(n), *b = malloc(n);
+    struct timespec t0, t1;
+    double best = 0;
+    if (!a || !b) return 1;
+    memset(a, 1, n); memset(b, 2, n);
+    for (int i = 0; i < 8; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        memcpy(i & 1 ? a : b, i & 1 ? b : a, n);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (n / s > best) best = n / s;
+    }
+    printf("%.0f %d\n", best, a[12345] + b[54321]);
+    return 0;
+}
+"""
+
+
+def floor_memcpy():
+    """memcpy bandwidth (bytes/s, best of 8 copies of 256 MiB): with a tiny
+    C helper built by the system cc, or Python's buffer copy without one."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:
+        tmp = tempfile.mkdtemp(prefix="gw-bench-memcpy-")
+        try:
+            src = os.path.join(tmp, "memcpy.c")
+            exe = os.path.join(tmp, "memcpy")
+            with open(src, "w") as f:
+                f.write(MEMCPY_C)
+            r = subprocess.run([cc, "-O2", "-o", exe, src],
+                               capture_output=True)
+            if r.returncode == 0:
+                out = subprocess.run([exe], capture_output=True, text=True,
+                                     timeout=60).stdout.split()
+                return float(out[0]), "C memcpy"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    n = 256 * MiB
+    a = bytearray(b"\x01" * n)
+    b = bytearray(n)
+    best = 0.0
+    for _ in range(6):
+        t0 = time.perf_counter()
+        b[:] = a
+        best = max(best, n / (time.perf_counter() - t0))
+    return best, "python buffer copy"
+
+
+def measure_floors(log):
+    floors = {}
+    log("floors: measuring loopback TCP, unix socket and memcpy ...")
+    floors["tcp_Bps"] = max(floor_socket(socket.AF_INET) for _ in range(2))
+    floors["unix_Bps"] = max(floor_socket(socket.AF_UNIX) for _ in range(2))
+    floors["memcpy_Bps"], floors["memcpy_how"] = floor_memcpy()
+    return floors
+
+
+# ---------------------------------------------------------------------------
+# Aggregation and output.
+
+NUMERIC = ["total_ms", "downtime_ms", "gap_ms", "setup_ms", "transferred",
+           "passes", "mbps"]
+
+
+def aggregate(trials):
+    """Median of each numeric field over the completed trials."""
+    done = [t for t in trials if t.get("status") == "completed"]
+    agg = {"runs": len(trials), "completed": len(done)}
+    if not done:
+        st = sorted({t.get("status") for t in trials})
+        agg["status"] = "/".join(st)
+        nc = [t for t in trials if t.get("status") == "no-converge"]
+        if nc:
+            agg["passes"] = statistics.median(
+                t["passes"] or 0 for t in nc)
+            agg["transferred"] = statistics.median(
+                t["transferred"] or 0 for t in nc)
+            agg["mbps"] = statistics.median(t["mbps"] or 0 for t in nc)
+        errs = [t.get("error") for t in trials if t.get("error")]
+        if errs:
+            agg["error"] = errs[0]
+        return agg
+    agg["status"] = "completed" if len(done) == len(trials) else \
+        "%d/%d done" % (len(done), len(trials))
+    for k in NUMERIC + [m[0] for m in extra_metric_defs()]:
+        vals = [t[k] for t in done if t.get(k) is not None]
+        if vals:
+            agg[k] = statistics.median(vals)
+    for side in ("split_src", "split_dst"):
+        splits = [t[side] for t in done if isinstance(t.get(side), dict)]
+        if splits:
+            agg[side] = {k: statistics.median(s.get(k, 0) for s in splits)
+                         for k in splits[0]}
+    checks = sorted({t.get("check", "?") for t in done})
+    agg["check"] = "ok" if checks == ["ok"] else "; ".join(checks)
+    rates = [t["guest"]["dirty_mibps"] for t in trials
+             if t.get("guest", {}).get("dirty_mibps")]
+    if rates:
+        agg["dirty_mibps"] = statistics.median(rates)
+    return agg
+
+
+def extra_metric_defs():
+    seen = []
+    for m in ACTIVE_MODES:
+        for d in m.extra_metrics:
+            if d not in seen:
+                seen.append(d)
+    return seen
+
+
+ACTIVE_MODES = []
+
+
+def fmt(v, f="%.0f"):
+    if v is None:
+        return "-"
+    try:
+        return f % v
+    except TypeError:
+        return str(v)
+
+
+def ratio(a, b):
+    if a is None or b is None:
+        return "-"
+    if b == 0:
+        return "-" if a == 0 else "inf"
+    return "%.2f" % (a / b)
+
+
+def print_table(results, have_qemu, out):
+    extra = extra_metric_defs()
+    hdr = ["mode", "RAM", "workload", "DL", "VMM", "status", "total ms",
+           "down ms", "gap ms", "setup ms", "MiB sent", "passes", "Mbit/s",
+           "dirty MiB/s"] + [h for _, h, _ in extra] + \
+        ["T ratio", "D ratio", "gap ratio", "check"]
+    rows = []
+    for key, per_vmm in results:
+        mode, ram, wl, dl = key
+        q = per_vmm.get("qemu")
+        for vname in ("godwit", "qemu"):
+            a = per_vmm.get(vname)
+            if a is None:
+                continue
+            row = [mode, "%dG" % (ram // GiB), wl, "%d" % dl, vname,
+                   a["status"],
+                   fmt(a.get("total_ms")), fmt(a.get("downtime_ms")),
+                   fmt(a.get("gap_ms"), "%.1f"), fmt(a.get("setup_ms")),
+                   fmt(a["transferred"] / MiB if a.get("transferred")
+                       is not None else None, "%.1f"),
+                   fmt(a.get("passes")), fmt(a.get("mbps")),
+                   fmt(a.get("dirty_mibps"))]
+            row += [fmt(a.get(k), f) for k, _, f in extra]
+            if vname == "godwit" and q is not None:
+                row += [ratio(a.get("total_ms"), q.get("total_ms")),
+                        ratio(a.get("downtime_ms"), q.get("downtime_ms")),
+                        ratio(a.get("gap_ms"), q.get("gap_ms"))]
+            else:
+                row += ["", "", ""]
+            row.append(a.get("check", a.get("error", "")) or "")
+            rows.append(row)
+    widths = [max(len(str(r[i])) for r in rows + [hdr])
+              for i in range(len(hdr) - 1)]
+    line = lambda r: "  ".join(str(c).rjust(w) if i >= 3 else
+                               str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))) \
+        + "  " + str(r[-1])
+    print(line(hdr), file=out)
+    print("-" * (sum(widths) + 2 * len(widths) + 5), file=out)
+    last = None
+    for r in rows:
+        if last and r[:4] != last[:4]:
+            print("", file=out)
+        print(line(r), file=out)
+        last = r
+    if not have_qemu:
+        print("\nQEMU not found: godwit-only rows, no ratios.", file=out)
+
+    split_rows = []
+    for key, per_vmm in results:
+        a = per_vmm.get("godwit")
+        if not a or "split_src" not in a:
+            continue
+        s = a["split_src"]
+        d = a.get("split_dst", {})
+        split_rows.append([key[0], "%dG" % (key[1] // GiB), key[2],
+                           "%d" % key[3]] +
+                          ["%.2f" % s.get(k, 0) for k in
+                           ("sync", "pages", "state", "flush")] +
+                          [fmt(d.get("load"), "%.2f"),
+                           fmt(a.get("downtime_ms")),
+                           fmt(a.get("gap_ms"), "%.1f")])
+    if split_rows:
+        sh = ["mode", "RAM", "workload", "DL", "src sync", "src pages",
+              "src state", "src flush", "dst load", "downtime", "gap"]
+        w = [max(len(r[i]) for r in split_rows + [sh]) for i in range(len(sh))]
+        print("\ngodwit x-downtime-split (ms, medians):", file=out)
+        print("  ".join(c.rjust(x) for c, x in zip(sh, w)), file=out)
+        for r in split_rows:
+            print("  ".join(c.rjust(x) for c, x in zip(r, w)), file=out)
+
+
+def print_floors(floors, results, out):
+    f = floors
+    print("\nRaw floors (this machine, this run):", file=out)
+    for k, name in (("unix_Bps", "unix socket, 1 stream"),
+                    ("tcp_Bps", "loopback TCP, 1 stream"),
+                    ("memcpy_Bps", "memcpy (%s)" % f.get("memcpy_how"))):
+        if k in f:
+            print("  %-28s %8.0f MiB/s  %8.0f Mbit/s" %
+                  (name, f[k] / MiB, f[k] * 8 / 1e6), file=out)
+
+
+# ---------------------------------------------------------------------------
+
+def parse_size(s):
+    m = re.fullmatch(r"(\d+)([KMGkmg]?)", s.strip())
+    if not m:
+        raise argparse.ArgumentTypeError("bad size %r" % s)
+    return int(m.group(1)) << {"": 20, "k": 10, "m": 20, "g": 30}[
+        m.group(2).lower()]
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="godwit vs QEMU live-migration benchmark "
+                    "(docs/devel/benchmarks.md)")
+    ap.add_argument("--build", default=os.path.join(SRC_ROOT, "build-bench"),
+                    help="godwit build directory (default: %(default)s)")
+    ap.add_argument("--godwit", help="godwit binary (default: BUILD/godwit)")
+    ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64"),
+                    help="QEMU binary (default: from PATH); 'none' to skip")
+    ap.add_argument("--vmms", default="godwit,qemu")
+    ap.add_argument("--qemu-max-bandwidth", type=int,
+                    default=QEMU_UNLIMITED_BW,
+                    help="max-bandwidth given to QEMU, B/s "
+                         "(default: %(default)s)")
+    ap.add_argument("--ram", default="1G,4G",
+                    help="comma-separated RAM sizes (default: %(default)s)")
+    ap.add_argument("--workloads", default="idle,ws256,wholeram")
+    ap.add_argument("--modes", default="precopy",
+                    help="comma-separated, from: " + ", ".join(MODES))
+    ap.add_argument("--downtime-limits", default="300,10",
+                    help="downtime-limit values in ms (default: %(default)s)")
+    ap.add_argument("--ws-rate", type=int, default=256,
+                    help="dirty rate of the 256 MiB working set, MiB/s "
+                         "(default: %(default)s)")
+    ap.add_argument("--transport", choices=("unix", "tcp"), default="unix")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat-no-converge", action="store_true",
+                    help="repeat rows whose first run did not converge "
+                         "(by default they run once: the result is the same)")
+    ap.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds before a migration counts as not "
+                         "converging and is cancelled (default: %(default)s)")
+    ap.add_argument("--boot-timeout", type=float, default=60.0)
+    ap.add_argument("--no-floors", action="store_true")
+    ap.add_argument("--json", default="migrate-bench.json",
+                    help="results file (default: %(default)s)")
+    ap.add_argument("--keep-tmp", action="store_true",
+                    help="keep each trial's temp dir (serial logs, stderr)")
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args()
+
+    log = (lambda *a: None) if args.quiet else \
+        (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+    godwit = args.godwit or os.path.join(args.build, "godwit")
+    guests = {g: os.path.join(args.build, "tests", "guest", g + ".elf")
+              for g in ("tick", "idle")}
+    for p in [godwit] + list(guests.values()):
+        if not os.access(p, os.R_OK):
+            sys.exit("migrate-bench: %s not found; build with "
+                     "'ninja -C %s' first." % (p, args.build))
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        sys.exit("migrate-bench: /dev/kvm is not accessible.")
+
+    vmms = []
+    want = args.vmms.split(",")
+    if "godwit" in want:
+        vmms.append(VMM("godwit", godwit, GODWIT_UNLIMITED_BW))
+    have_qemu = False
+    if "qemu" in want:
+        if args.qemu and args.qemu != "none" and shutil.which(args.qemu):
+            vmms.append(VMM("qemu", args.qemu, args.qemu_max_bandwidth))
+            have_qemu = True
+        else:
+            log("migrate-bench: QEMU not found: godwit-only rows.")
+
+    for m in args.modes.split(","):
+        if m not in MODES:
+            sys.exit("migrate-bench: unknown mode %r (known: %s)"
+                     % (m, ", ".join(MODES)))
+        ACTIVE_MODES.append(MODES[m])
+    workloads = make_workloads(args.ws_rate)
+    wls = []
+    for w in args.workloads.split(","):
+        if w not in workloads:
+            sys.exit("migrate-bench: unknown workload %r" % w)
+        wls.append(workloads[w])
+    rams = [parse_size(r) for r in args.ram.split(",")]
+    dls = [int(x) for x in args.downtime_limits.split(",")]
+
+    floors = {} if args.no_floors else measure_floors(log)
+
+    results = []
+    all_trials = []
+    for mode in ACTIVE_MODES:
+        for ram in rams:
+            for wl in wls:
+                for dl in dls:
+                    key = (mode.name, ram, wl.name, dl)
+                    per_vmm = {}
+                    for vmm in vmms:
+                        trials = []
+                        for i in range(args.repeat):
+                            log("%s %s %dG %s DL=%d run %d/%d ..." %
+                                (vmm.name, mode.name, ram // GiB, wl.name,
+                                 dl, i + 1, args.repeat))
+                            t = run_trial(vmm, mode, wl, ram, dl, args,
+                                          guests, log)
+                            log("   -> %s total=%s down=%s gap=%s "
+                                "passes=%s %s" %
+                                (t.get("status"), t.get("total_ms"),
+                                 t.get("downtime_ms"),
+                                 fmt(t.get("gap_ms"), "%.1f"),
+                                 t.get("passes"),
+                                 t.get("check", t.get("error", ""))))
+                            trials.append(t)
+                            all_trials.append(t)
+                            if t.get("status") == "no-converge" and \
+                                    not args.repeat_no_converge:
+                                break
+                        per_vmm[vmm.name] = aggregate(trials)
+                    results.append((key, per_vmm))
+
+    out = sys.stdout
+    print("\nMigration benchmark: %s transport, max-bandwidth unlimited "
+          "(godwit 0, QEMU %d B/s), medians of %d run(s), timeout %.0f s" %
+          (args.transport, args.qemu_max_bandwidth, args.repeat,
+           args.timeout),
+          file=out)
+    print("DL = downtime-limit ms; gap = source STOP to destination RESUME "
+          "(event timestamps); ratios = godwit/QEMU (< 1: godwit better)\n",
+          file=out)
+    print_table(results, have_qemu, out)
+    if floors:
+        print_floors(floors, results, out)
+
+    doc = {
+        "host": {"kernel": platform.release(), "cpus": os.cpu_count(),
+                 "python": platform.python_version()},
+        "args": vars(args),
+        "qemu": args.qemu if have_qemu else None,
+        "floors": floors,
+        "rows": [{"mode": k[0], "ram": k[1], "workload": k[2],
+                  "downtime_limit": k[3], "results": v}
+                 for k, v in results],
+        "trials": all_trials,
+    }
+    with open(args.json, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    print("\nJSON: %s" % os.path.abspath(args.json), file=out)
+
+
+if __name__ == "__main__":
+    main()

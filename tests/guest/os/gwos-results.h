@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * gwos results page: a fixed guest-physical area the guest OS keeps up to
+ * date and the host reads with pmemsave (or straight from guest RAM).
+ * Shared by the guest (freestanding) and host-side tests; only <stdint.h>.
+ * All fields little-endian; docs/devel/guest-os.md describes them.
+ */
+#ifndef GWOS_RESULTS_H
+#define GWOS_RESULTS_H
+
+#include <stdint.h>
+
+#define GWOS_RESULTS_GPA      0x4000u    /* two pages: 0x4000..0x5fff */
+#define GWOS_RESULTS_SIZE     0x2000u
+#define GWOS_RESULTS_MAGIC    0x31534552534f5747ull   /* "GWOSRES1" */
+#define GWOS_RESULTS_VERSION  1u
+#define GWOS_MAX_CPUS         32
+
+/* GwosResults.state */
+enum {
+    GWOS_STATE_BOOT = 0,      /* BSP is setting up */
+    GWOS_STATE_RUNNING = 1,   /* all vCPUs up, workloads running */
+    GWOS_STATE_DONE = 2,      /* exit=N reached */
+    GWOS_STATE_FAILED = 3,    /* boot error or CPU exception (see serial) */
+};
+
+/* GwosResults.work */
+enum {
+    GWOS_WORK_IDLE = 0,
+    GWOS_WORK_TICK = 1,
+    GWOS_WORK_WS = 2,
+    GWOS_WORK_RAND = 3,
+    GWOS_WORK_READ = 4,
+};
+
+/* GwosResults.clock */
+enum {
+    GWOS_CLOCK_TSC = 1,       /* TSC calibrated against the PIT */
+    GWOS_CLOCK_KVM = 2,       /* kvmclock (pvclock page per vCPU) */
+};
+
+/* One vCPU's figures; 128 bytes. Times are guest clock nanoseconds. */
+typedef struct GwosCpuResults {
+    uint32_t apic_id;
+    uint32_t online;          /* 1 once the vCPU runs its workload */
+    uint64_t iters;           /* workload loop iterations */
+    uint64_t maxgap_ns;       /* largest gap between iterations, ever */
+    uint64_t last_hb_ns;      /* guest clock at the last heartbeat */
+    uint64_t hb_count;        /* heartbeats printed */
+    uint64_t lapic_ticks;     /* LAPIC timer interrupts */
+    uint64_t corrupt;         /* verification mismatches seen */
+    uint64_t backwards;       /* times the clock read went backwards */
+    uint64_t max_back_ns;     /* largest backward step */
+    uint64_t now_ns;          /* last clock value the loop read */
+    uint64_t first_bad_addr;  /* first CORRUPT address (0 if none) */
+    uint64_t pass;            /* completed passes over the working set */
+    uint64_t gap_hb_ns;       /* largest gap in the last heartbeat interval */
+    uint64_t reserved[3];
+} GwosCpuResults;
+
+typedef struct GwosResults {
+    uint64_t magic;           /* 0x00 GWOS_RESULTS_MAGIC */
+    uint32_t version;         /* 0x08 */
+    uint32_t ncpus;           /* 0x0c vCPUs found in the MADT */
+    uint32_t online;          /* 0x10 vCPUs running */
+    uint32_t state;           /* 0x14 GWOS_STATE_* */
+    uint64_t tsc_khz;         /* 0x18 */
+    uint64_t lapic_hz;        /* 0x20 configured LAPIC timer rate */
+    uint64_t pit_hz;          /* 0x28 configured PIT rate (0 = off) */
+    uint64_t pit_ticks;       /* 0x30 IRQ0 interrupts on the BSP */
+    uint64_t marker_seq;      /* 0x38 serial markers emitted */
+    uint64_t serial_dropped;  /* 0x40 bytes dropped because the ring was full */
+    uint64_t corrupt_total;   /* 0x48 */
+    uint32_t work;            /* 0x50 GWOS_WORK_* */
+    uint32_t clock;           /* 0x54 GWOS_CLOCK_* */
+    uint64_t mem_bytes;       /* 0x58 working set, all vCPUs together */
+    uint64_t rate_mib;        /* 0x60 write rate limit, MiB/s, all vCPUs (0 = none) */
+    uint64_t boot_ns;         /* 0x68 guest clock when workloads started */
+    uint64_t serial_tx;       /* 0x70 bytes written to the UART */
+    uint64_t serial_irqs;     /* 0x78 UART interrupts */
+    uint64_t reserved[16];    /* 0x80 */
+    GwosCpuResults cpu[GWOS_MAX_CPUS];   /* 0x100 */
+} GwosResults;
+
+_Static_assert(sizeof(GwosCpuResults) == 128, "per-vCPU results are 128 bytes");
+_Static_assert(sizeof(GwosResults) == 0x100 + 128 * GWOS_MAX_CPUS,
+               "results layout");
+_Static_assert(sizeof(GwosResults) <= GWOS_RESULTS_SIZE, "results fit");
+
+#endif
