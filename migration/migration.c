@@ -36,10 +36,12 @@
 #include "sysemu/runstate.h"
 #include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 #define RATE_WINDOW_MS      100     /* rate-limit accounting window */
 #define AUTOCONVERGE_PERIOD_MS 1000
 #define RP_WAIT_SETUP_MS    30000   /* PONG from a destination that accepted us */
+#define POSTCOPY_SNDBUF     (64 * 1024)
 
 /* ---- statistics ---- */
 
@@ -558,6 +560,14 @@ static bool postcopy_start(MigrationState *ms, GError **errp)
         stream_free(pk);
     }
     t3 = g_get_monotonic_time();
+    /*
+     * A requested page waits behind the socket's send queue: keep it short
+     * once the destination runs (background pages lose little throughput).
+     */
+    if (qio_channel_kind(ms->ch) == QIO_CHANNEL_SOCKET) {
+        int sndbuf = POSTCOPY_SNDBUF;
+        setsockopt(qio_channel_wfd(ms->ch), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
     /* Requests may arrive as soon as the package is out: serve them from here on. */
     __atomic_store_n(&ms->in_postcopy, true, __ATOMIC_RELEASE);
     ram_postcopy_switch();

@@ -159,6 +159,13 @@ bool postcopy_listen(PostcopyIncoming *pi, GError **errp);
  */
 bool postcopy_place_page(PostcopyIncoming *pi, uint64_t offset, const void *host_page,
                          GError **errp);
+/*
+ * @npages consecutive host pages from @src (contiguous), with as few
+ * ioctls as possible (4 KiB pages: one UFFDIO_COPY for the run). Same
+ * semantics as postcopy_place_page for each page. Listen thread.
+ */
+bool postcopy_place_pages(PostcopyIncoming *pi, uint64_t offset, const void *src,
+                          uint32_t npages, GError **errp);
 /* Same for a page that is all zeros (UFFDIO_ZEROPAGE; hugetlbfs: a zero copy). */
 bool postcopy_place_zero_page(PostcopyIncoming *pi, uint64_t offset, GError **errp);
 

@@ -35,6 +35,12 @@
 #define CLEAR_CHUNK_SHIFT  14                      /* 2^14 pages = 64 MiB */
 #define CLEAR_CHUNK_PAGES  (1ULL << CLEAR_CHUNK_SHIFT)
 #define SEND_RUN_MAX       256                     /* pages per record run */
+/*
+ * After the postcopy switch a requested page queues behind whatever
+ * background data is already buffered: smaller runs, each flushed, keep
+ * that backlog (and so the fault latency) short.
+ */
+#define SEND_RUN_MAX_POSTCOPY 32
 #define ITERATE_MAX_NS     (50 * 1000 * 1000)     /* give the loop a look-in */
 
 typedef struct RAMState {
@@ -330,7 +336,9 @@ static uint64_t ram_send_run(RAMState *rs, MigStream *s, uint64_t page)
     uint64_t end = page;
     MigrationStatsCounters *st = migration_stats();
 
-    while (end < chunk_end && end - page < SEND_RUN_MAX && test_bit(rs->bmap, end)) {
+    uint64_t run_max = rs->postcopy ? SEND_RUN_MAX_POSTCOPY : SEND_RUN_MAX;
+
+    while (end < chunk_end && end - page < run_max && test_bit(rs->bmap, end)) {
         clear_bit(rs->bmap, end);
         end++;
     }
@@ -565,6 +573,9 @@ static int ram_save_iterate(MigStream *s, void *opaque, GError **errp)
             continue;
         }
         rs->pos = ram_send_run(rs, s, page);
+        if (rs->postcopy) {
+            stream_flush(s, NULL);    /* errors latch in the stream */
+        }
         if (stream_has_error(s)) {
             break;
         }
@@ -725,6 +736,24 @@ static bool ram_place_target_page(RAMState *rs, uint64_t offset, const uint8_t *
 static bool ram_load_postcopy(RAMState *rs, MigStream *s, const RamRecord *rec,
                               GError **errp)
 {
+    if (rec->type == RAM_RECORD_PAGES && rs->rb->page_size == GW_PAGE_SIZE) {
+        /* Runs straight from the stream buffer, in as few copies as it allows. */
+        uint32_t left = rec->npages;
+        uint64_t off = rec->offset;
+        while (left) {
+            uint32_t n = MIN(left, (uint32_t)(STREAM_BUF_SIZE / GW_PAGE_SIZE));
+            const uint8_t *data = stream_get_ptr(s, (size_t)n * GW_PAGE_SIZE);
+            if (!data) {
+                return stream_check(s, errp);
+            }
+            if (!postcopy_place_pages(rs->pc, off, data, n, errp)) {
+                return false;
+            }
+            off += (uint64_t)n * GW_PAGE_SIZE;
+            left -= n;
+        }
+        return true;
+    }
     for (uint32_t i = 0; i < rec->npages; i++) {
         uint64_t off = rec->offset + (uint64_t)i * GW_PAGE_SIZE;
         const uint8_t *data = NULL;

@@ -47,6 +47,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('builddir')
     ap.add_argument('--suite', action='append', default=[])
+    ap.add_argument('--no-suite', action='append', default=[])
     ap.add_argument('--label', default='tests')
     ap.add_argument('--timeout-multiplier', default='1')
     ap.add_argument('--summary-file', help='also write "passed failed skipped" here')
@@ -57,6 +58,8 @@ def main():
            '-t', args.timeout_multiplier]
     for s in args.suite:
         cmd += ['--suite', s]
+    for s in args.no_suite:
+        cmd += ['--no-suite', s]
     rc = subprocess.call(cmd)
 
     log = os.path.join(args.builddir, 'meson-logs', 'testlog.json')

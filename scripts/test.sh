@@ -27,7 +27,7 @@ echo "0 1 0" > "$san"
 set +e
 ./scripts/run-tests.py build --label "tests" --summary-file "$sum"
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-GW_SANITIZER_RUN=1 ./scripts/run-tests.py build-san --suite unit --suite functional-san \
+GW_SANITIZER_RUN=1 ./scripts/run-tests.py build-san --no-suite slow \
     --label "sanitizer tests" --timeout-multiplier 3 --summary-file "$san"
 set -e
 read p1 f1 s1 < "$sum"

@@ -167,7 +167,8 @@ int main(int argc, char **argv)
 {
     g_autoptr(GError) err = NULL;
     bool exit_now;
-    GodwitOptions *o;
+    /* Static: the options stay reachable for the life of the process. */
+    static GodwitOptions *o;
     Chardev *serial_chr = NULL;
     Chardev *mux = NULL;
     int stdio_users = 0;
