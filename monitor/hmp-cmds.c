@@ -533,6 +533,7 @@ static const ParamInfo migration_params[] = {
     { "xbzrle-cache-size", PARAM_SIZE, " bytes" },
     { "max-postcopy-bandwidth", PARAM_SIZE, "" },
     { "tls-authz", PARAM_STR, "" },
+    { "x-postcopy-after-passes", PARAM_U32, "" },
     /* Not printed by QEMU 7.2's HMP; settable here. */
     { "multifd-zlib-level", PARAM_U8, NULL },
     { "multifd-zstd-level", PARAM_U8, NULL },
@@ -819,6 +820,28 @@ void hmp_info_migrate(Monitor *mon, JsonObject *args)
         }
         monitor_printf(mon, "postcopy vcpu blocktime: %s\n", s->str);
         g_string_free(s, true);
+    }
+    if (obj_has(o, "x-postcopy-latency-percentiles")) {
+        JsonObject *pc = json_object_get_object_member(o, "x-postcopy-latency-percentiles");
+
+        monitor_printf(mon, "postcopy fault latency: p50 %.1f us, p99 %.1f us, max %.1f us "
+                       "(%" PRIu64 " faults)\n",
+                       json_object_get_double_member(pc, "p50"),
+                       json_object_get_double_member(pc, "p99"),
+                       json_object_get_double_member(pc, "max"), obj_int(pc, "faults"));
+    }
+    if (obj_has(o, "x-downtime-split")) {
+        JsonObject *sp = json_object_get_object_member(o, "x-downtime-split");
+        GList *members = json_object_get_members(sp);
+        GString *line = g_string_new("downtime split:");
+
+        for (GList *l = members; l; l = l->next) {
+            g_string_append_printf(line, " %s %.2f ms", (const char *)l->data,
+                                   json_object_get_double_member(sp, l->data));
+        }
+        monitor_printf(mon, "%s\n", line->str);
+        g_string_free(line, true);
+        g_list_free(members);
     }
     if (obj_has(o, "socket-address")) {
         JsonArray *sa = json_object_get_array_member(o, "socket-address");

@@ -21,6 +21,8 @@ def main():
     ap.add_argument('--working-set', default='256M',
                     help='tick range size written by the guest (end of the range)')
     ap.add_argument('--downtime-limit', type=int, default=300)
+    ap.add_argument('--no-postcopy', action='store_true',
+                    help='skip the second act (postcopy to a third process)')
     args = ap.parse_args()
 
     godwit = os.path.join(args.build, 'godwit')
@@ -93,11 +95,67 @@ def main():
         lines = dst.serial().splitlines()
         print('   destination serial    %s (%d new pass markers in 0.5 s)'
               % (lines[-1] if lines else '(none)', len(lines) - before))
-        return 0 if len(lines) > before else 1
+        if len(lines) <= before:
+            return 1
+        if args.no_postcopy:
+            return 0
+        return postcopy_act(godwit, args, tmp, dst)
     finally:
         if dst:
             dst.kill()
         src.kill()
+
+
+def postcopy_act(godwit, args, tmp, src):
+    """Move the guest on again, this time with postcopy after one precopy pass."""
+    sock = os.path.join(tmp, 'postcopy.sock')
+    print('\n== postcopy: moving the guest on to a third godwit process')
+    dst = VM(godwit, ['-m', args.mem, '-incoming', 'unix:' + sock], tmp, 'third')
+    try:
+        caps = [{'capability': c, 'state': True}
+                for c in ('events', 'postcopy-ram', 'postcopy-blocktime')]
+        src.qmp.cmd('migrate-set-capabilities', capabilities=caps)
+        dst.qmp.cmd('migrate-set-capabilities', capabilities=caps)
+        # A 1 ms downtime-limit that precopy cannot meet while the guest writes.
+        src.qmp.cmd('migrate-set-parameters', **{'downtime-limit': 1})
+        print('   downtime-limit 1 ms: precopy alone would not converge')
+        src.qmp.cmd('migrate', uri='unix:' + sock)
+        src.qmp.wait_event('MIGRATION_PASS', 30, lambda d: d['pass'] >= 2)
+        print('   first pass done: migrate-start-postcopy')
+        src.qmp.cmd('migrate-start-postcopy')
+        while True:
+            info = src.qmp.cmd('query-migrate')
+            st = info.get('status')
+            ram = info.get('ram', {})
+            dinfo = dst.qmp.cmd('query-migrate')
+            if ram:
+                print('   %-16s %6d ms  remaining %8.1f MiB  page requests %5d  blocktime %s ms'
+                      % (st, info.get('total-time', 0), ram['remaining'] / 2**20,
+                         ram['postcopy-requests'], dinfo.get('postcopy-blocktime', '-')))
+            if st in ('completed', 'failed', 'cancelled', 'postcopy-paused'):
+                break
+            time.sleep(0.1)
+        if st != 'completed':
+            print('demo: postcopy migration %s: %s' % (st, info.get('error-desc', '')),
+                  file=sys.stderr)
+            return 1
+        lat = dinfo.get('x-postcopy-latency-percentiles', {})
+        print('== postcopy summary')
+        print('   total time            %d ms' % info['total-time'])
+        print('   switchover downtime   %d ms' % info['downtime'])
+        print('   page requests         %d' % info['ram']['postcopy-requests'])
+        print('   blocktime             %s ms (per vCPU %s)'
+              % (dinfo.get('postcopy-blocktime'), dinfo.get('postcopy-vcpu-blocktime')))
+        print('   fault latency         p50 %.0f us, p99 %.0f us, max %.0f us'
+              % (lat.get('p50', 0), lat.get('p99', 0), lat.get('max', 0)))
+        before = len(dst.serial().splitlines())
+        time.sleep(0.5)
+        lines = dst.serial().splitlines()
+        print('   destination serial    %s (%d new pass markers in 0.5 s)'
+              % (lines[-1] if lines else '(none)', len(lines) - before))
+        return 0 if len(lines) > before else 1
+    finally:
+        dst.kill()
 
 
 if __name__ == '__main__':
