@@ -5,6 +5,7 @@
  * run record, so a run of data pages costs one header and one iovec.
  */
 #include "qemu/osdep.h"
+#include "qemu/buffer-is-zero.h"
 
 #include "migration/ram-format.h"
 
@@ -95,32 +96,7 @@ void ram_put_eos(MigStream *s)
 
 bool ram_buffer_is_zero(const void *p, size_t len)
 {
-    const uint64_t *w = p;
-    size_t n = len / sizeof(uint64_t);
-
-    /* Check the first word alone: most non-zero pages fail right there. */
-    if (n && w[0]) {
-        return false;
-    }
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        /* OR a cache line together so the compiler can vectorise it. */
-        uint64_t acc = w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
-                       w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
-        if (acc) {
-            return false;
-        }
-    }
-    for (size_t i = n & ~(size_t)7; i < n; i++) {
-        if (w[i]) {
-            return false;
-        }
-    }
-    for (size_t i = n * sizeof(uint64_t); i < len; i++) {
-        if (((const uint8_t *)p)[i]) {
-            return false;
-        }
-    }
-    return true;
+    return buffer_is_zero(p, len);
 }
 
 bool ram_get_record(MigStream *s, RamReader *r, RamRecord *rec, GError **errp)
