@@ -81,6 +81,7 @@ typedef struct GwChild {
 } GwChild;
 
 static GwChild gw_children[GW_MAX_CHILDREN];
+static GwQmp *vm_qmp(GwVM *vm);
 static GList *gw_live_vms;
 static bool gw_handlers_installed;
 static bool gw_keep_tmp;
@@ -977,6 +978,83 @@ JsonNode *gw_qmp_conn(GwQmp *q, const char *fmt, ...)
     return r;
 }
 
+/*
+ * Send @text (one JSON command, newline added) with @fd attached as
+ * SCM_RIGHTS ancillary data on the first byte, the way a QMP client hands a
+ * descriptor to getfd.
+ */
+static bool qmp_send_with_fd(GwQmp *q, const char *text, int fd, GError **errp)
+{
+    g_autofree char *wire = g_strconcat(text, "\n", NULL);
+    size_t len = strlen(wire);
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { .iov_base = wire, .iov_len = len };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+    };
+    struct cmsghdr *c;
+    ssize_t n;
+
+    memset(&ctl, 0, sizeof(ctl));
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    do {
+        n = sendmsg(q->fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "sendmsg: %s", g_strerror(errno));
+        return false;
+    }
+    /* The descriptor went with the first chunk; the rest is plain bytes. */
+    return write_all(q->fd, wire + n, len - n, errp);
+}
+
+JsonNode *gw_qmp_conn_getfd(GwQmp *q, const char *fdname, int fd)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *id_str = g_strdup_printf("gw-%u", ++q->next_id);
+    g_autofree char *text = NULL;
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) cmd = NULL;
+    g_autoptr(JsonNode) id = json_node_init_string(json_node_alloc(), id_str);
+    JsonNode *reply;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "execute");
+    json_builder_add_string_value(b, "getfd");
+    json_builder_set_member_name(b, "arguments");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "fdname");
+    json_builder_add_string_value(b, fdname);
+    json_builder_end_object(b);
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, id_str);
+    json_builder_end_object(b);
+    cmd = json_builder_get_root(b);
+    text = json_to_string(cmd, false);
+    if (!qmp_send_with_fd(q, text, fd, &err)) {
+        gw_fail("QMP %s: getfd: %s", q->path, err->message);
+    }
+    reply = qmp_cmd_wait(q, id, text, &err);
+    if (!reply) {
+        gw_fail("QMP %s: %s", q->path, err->message);
+    }
+    return reply;
+}
+
+JsonNode *gw_qmp_getfd(GwVM *vm, const char *fdname, int fd)
+{
+    return gw_qmp_conn_getfd(vm_qmp(vm), fdname, fd);
+}
+
 void gw_qmp_conn_raw_send(GwQmp *q, const void *buf, size_t len)
 {
     g_autoptr(GError) err = NULL;
@@ -1661,6 +1739,9 @@ GwVM *gw_vm_start(const GwVMOpts *o)
         g_ptr_array_add(user, replace_dir(*a, vm->dir));
     }
 
+    for (const char *const *w = o->wrapper; w && *w; w++) {
+        g_ptr_array_add(argv, replace_dir(*w, vm->dir));
+    }
     g_ptr_array_add(argv, g_strdup(gw_binary()));
     g_ptr_array_add(argv, g_strdup("-nodefaults"));
     g_ptr_array_add(argv, g_strdup("-display"));

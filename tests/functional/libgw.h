@@ -113,6 +113,13 @@ JsonNode *gw_qmp_conn_receive(GwQmp *q, int timeout_ms);
 /* Like gw_qmp_conn_receive, but NULL on timeout or closed connection. */
 JsonNode *gw_qmp_conn_try_receive(GwQmp *q, int timeout_ms);
 
+/*
+ * Run "getfd" with @fd passed over the socket (SCM_RIGHTS) under the name
+ * @fdname; returns the whole reply (the caller keeps @fd and may close it
+ * afterwards). Fails the test on timeout or a closed connection.
+ */
+JsonNode *gw_qmp_conn_getfd(GwQmp *q, const char *fdname, int fd);
+
 /* Events, per connection (see the GwVM wrappers below). */
 typedef bool (*GwEventPredicate)(JsonNode *event, gpointer opaque);
 JsonNode *gw_qmp_conn_wait_event(GwQmp *q, const char *name,
@@ -150,6 +157,12 @@ typedef struct GwVMOpts {
     bool no_qmp;
     /* Time allowed for the QMP socket to appear (ms); default 10000. */
     int start_timeout_ms;
+    /*
+     * A launcher put in front of the binary, NULL-terminated (e.g. a
+     * program that sets up a namespace or seccomp filter and then execs
+     * the rest of its arguments); "@DIR@" replaced too. NULL: none.
+     */
+    const char *const *wrapper;
 } GwVMOpts;
 
 /*
@@ -212,6 +225,8 @@ JsonNode *gw_qmp_assert_success(GwVM *vm, const char *fmt, ...)
 void gw_qmp_expect_error(GwVM *vm, const char *cls, const char *desc_substring,
                          const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 void gw_qmp_raw_send(GwVM *vm, const void *buf, size_t len);
+/* gw_qmp_conn_getfd() on the VM's main connection. */
+JsonNode *gw_qmp_getfd(GwVM *vm, const char *fdname, int fd);
 JsonNode *gw_qmp_receive(GwVM *vm, int timeout_ms);
 
 /*

@@ -64,7 +64,12 @@ _start:
     add     $8, %edi
     loop    1b
 
-    /* 32768 2 MiB pages: entry i maps i << 21 (high dword i >> 11). */
+    /*
+     * The first 4 GiB as 2048 2 MiB pages (entry i maps i << 21); RAM above
+     * 4 GiB is mapped from C. Few instructions: ring-0 code is emulated
+     * instruction by instruction on the kvm_pvm hosts, so every loop here
+     * costs microseconds per iteration.
+     */
     mov     $boot_pd, %edi
     xor     %ebx, %ebx                      /* i */
 2:  mov     %ebx, %eax
@@ -81,7 +86,7 @@ _start:
     mov     %edx, 4(%edi)
     add     $8, %edi
     inc     %ebx
-    cmp     $PD_COUNT * 512, %ebx
+    cmp     $4 * 512, %ebx
     jb      2b
 
     mov     %cr4, %eax
@@ -153,7 +158,7 @@ ap_long64:
 enter_user:
     pushq   $USER_DS
     pushq   %rdx
-    pushq   $0x202
+    pushq   $0x3202                         /* IF, IOPL 3 (where honoured) */
     pushq   $USER_CS
     pushq   %rsi
     xor     %eax, %eax
@@ -214,6 +219,88 @@ isr_stubs:
     jmp     isr_common
     .set vec, vec + 1
     .endr
+
+/*
+ * Fast paths. Each ring-0 instruction is expensive on kvm_pvm (see above),
+ * so the frequent interrupts do the minimum in assembly: count, EOI, iretq.
+ * Offsets: Cpu.res at 16 (%gs points to the Cpu), GwosCpuResults.lapic_ticks
+ * at 40, GwosResults.pit_ticks at 0x4030 (checked in main.c).
+ */
+    .globl timer_stub, pit_stub, spurious_stub, gp_stub
+timer_stub:
+    push    %rax
+    mov     %gs:16, %rax
+    incq    40(%rax)
+    mov     $0xfee000b0, %eax
+    movl    $0, (%rax)
+    pop     %rax
+    iretq
+
+pit_stub:
+    push    %rax
+    incq    0x4030
+    mov     $0xfee000b0, %eax
+    movl    $0, (%rax)
+    pop     %rax
+    iretq
+
+spurious_stub:
+    iretq
+
+/*
+ * #GP: ring-3 port I/O. kvm_pvm ignores IOPL 3, so the three I/O
+ * instructions of the user I/O gate (uio_*) fault; do them here with the
+ * faulting code's own registers and step over them. Anything else is a
+ * real #GP for isr_dispatch. The CPU pushed an error code.
+ */
+gp_stub:
+    cmpq    $uio_outsb_insn, 8(%rsp)
+    je      1f
+    cmpq    $uio_outb_insn, 8(%rsp)
+    je      2f
+    cmpq    $uio_inb_insn, 8(%rsp)
+    je      3f
+    pushq   $13
+    jmp     isr_common
+1:  rep outsb
+    addq    $2, 8(%rsp)
+    add     $8, %rsp
+    iretq
+2:  out     %al, %dx
+    addq    $1, 8(%rsp)
+    add     $8, %rsp
+    iretq
+3:  in      %dx, %al
+    addq    $1, 8(%rsp)
+    add     $8, %rsp
+    iretq
+
+/*
+ * The user I/O gate, callable from ring 3 (and ring 0):
+ *   void uio_outsb(uint16_t port, const void *buf, uint64_t n);
+ *   void uio_outb(uint16_t port, uint8_t v);
+ *   uint8_t uio_inb(uint16_t port);
+ */
+    .globl uio_outsb, uio_outb, uio_inb
+uio_outsb:
+    mov     %rdx, %rcx
+    mov     %edi, %edx
+    cld
+uio_outsb_insn:
+    rep outsb
+    ret
+uio_outb:
+    mov     %edi, %edx
+    mov     %esi, %eax
+uio_outb_insn:
+    out     %al, %dx
+    ret
+uio_inb:
+    mov     %edi, %edx
+uio_inb_insn:
+    in      %dx, %al
+    movzbl  %al, %eax
+    ret
 
 isr_common:
     push    %r15
@@ -287,7 +374,7 @@ gdt_ptr:
 /* ------------------------------------------------------------------ */
     .bss
     .align 4096
-    .globl boot_pml4
+    .globl boot_pml4, boot_pd
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
 boot_pd:    .skip 4096 * PD_COUNT

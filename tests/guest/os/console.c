@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * gwos console: COM1 16550 output through a ring buffer drained by the THRE
- * interrupt (16 bytes per "rep outsb", one VM exit per burst), receive by
- * interrupt, a small printf, and the freestanding string helpers. Writers
- * never wait for the UART: a full ring drops bytes and counts them.
+ * gwos console: COM1 16550. Ring 0 prints polled (boot, fatal errors);
+ * ring 3 prints through a ring buffer sent in 16-byte bursts ("rep outsb",
+ * one VM exit each) paced by the THR-empty interrupt; receive by interrupt.
+ * Writers never wait for the UART: a full ring drops bytes and counts them.
+ * Also a small printf and the freestanding string helpers.
  */
 #include "gwos.h"
 
@@ -20,14 +21,17 @@
 #define LSR_THRE    0x20
 #define TX_BURST    16              /* the 16550's FIFO */
 #define RING_SIZE   65536u          /* power of two */
-#define TX_STALL_NS 20000000ull     /* restart the transmitter after 20 ms */
+#define TX_STALL_NS 50000000ull     /* retry a silent transmitter after 50 ms */
+
+#define UART_IER_RDI  0x01
+#define UART_IER_THRI 0x02
 
 static char ring[RING_SIZE];
-static uint32_t ring_head, ring_tail;   /* free-running; head = next to send */
+static uint32_t ring_head, ring_tail;   /* free-running; tail = next to send */
 static Spinlock console_lock;
-static bool irq_mode;
-static bool tx_busy;                    /* a THRE interrupt is expected */
+static bool tx_busy;                    /* THRI is on: waiting for the UART */
 static uint64_t tx_stamp_ns;
+static uint32_t tx_kick;                /* set by the IRQ4 handler */
 
 /* ---- helpers the compiler may call ---- */
 void *memset(void *d, int c, size_t n)
@@ -72,6 +76,11 @@ void spin_unlock(Spinlock *l)
     __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
 }
 
+static uint32_t ring_used(void)
+{
+    return ring_head - ring_tail;
+}
+
 /* ---- UART ---- */
 void console_init(void)
 {
@@ -84,13 +93,34 @@ void console_init(void)
     outb(COM1 + UART_MCR, 0x0b);        /* DTR, RTS, OUT2 (IRQ gate on PCs) */
 }
 
-static uint32_t ring_used(void)
+/*
+ * Ring 0 output: polled, straight to the UART, no ring buffer. Used while
+ * booting and for fatal exceptions (which may interleave with a line in
+ * progress; they are the last thing printed anyway).
+ */
+void console_write(const char *s, size_t n)
 {
-    return ring_head - ring_tail;
+    for (size_t i = 0; i < n; i++) {
+        int spin = 0;
+        while (!(inb(COM1 + UART_LSR) & LSR_THRE) && ++spin < 100000) {
+            cpu_relax();
+        }
+        outb(COM1 + UART_THR, (uint8_t)s[i]);
+    }
+    results->serial_tx += n;
 }
 
-/* Send up to one FIFO's worth; caller holds the lock. */
-static void tx_push(void)
+/*
+ * From here on: ring 3 output. All vCPUs share the ring buffer under a
+ * spinlock (ring 3 only: interrupt handlers never take it). A writer that
+ * finds the transmitter idle sends one FIFO's worth at once through the
+ * I/O gate; if more is left it enables the THR-empty interrupt. The IRQ4
+ * handler (ring 0, BSP) only masks THRI again and sets tx_kick; the next
+ * workload iteration on any vCPU that sees tx_kick sends the next burst.
+ * A short line (the 1 kHz marker) thus costs one gated "rep outsb" and no
+ * interrupt at all.
+ */
+static void tx_burst_locked(Cpu *c)
 {
     uint32_t n = ring_used();
     uint32_t off = ring_tail & (RING_SIZE - 1);
@@ -101,56 +131,22 @@ static void tx_push(void)
     if (n > RING_SIZE - off) {
         n = RING_SIZE - off;            /* contiguous part; the rest next time */
     }
-    if (!n) {
+    if (n) {
+        uio_outsb(COM1, &ring[off], n);
+        ring_tail += n;
+        results->serial_tx += n;
+    }
+    if (ring_used()) {
+        tx_busy = true;
+        tx_stamp_ns = clock_ns(c);
+        uio_outb(COM1 + UART_IER, UART_IER_RDI | UART_IER_THRI);
+    } else {
         tx_busy = false;
-        return;
-    }
-    const char *p = &ring[off];
-    uint64_t cnt = n;
-    __asm__ volatile("rep outsb" : "+S"(p), "+c"(cnt) : "d"((uint16_t)COM1) : "memory");
-    ring_tail += n;
-    results->serial_tx += n;
-    tx_busy = true;
-    tx_stamp_ns = clock_ns(this_cpu());
-}
-
-static void flush_polled_locked(void)
-{
-    while (ring_used()) {
-        int spin = 0;
-        while (!(inb(COM1 + UART_LSR) & LSR_THRE) && ++spin < 100000) {
-            cpu_relax();
-        }
-        outb(COM1 + UART_THR, (uint8_t)ring[ring_tail & (RING_SIZE - 1)]);
-        ring_tail++;
-        results->serial_tx++;
     }
 }
 
-void console_flush_polled(void)
+void uconsole_write(Cpu *c, const char *s, size_t n)
 {
-    uint64_t f = irq_save();
-    spin_lock(&console_lock);
-    flush_polled_locked();
-    spin_unlock(&console_lock);
-    irq_restore(f);
-}
-
-void console_irq_mode(void)
-{
-    uint64_t f = irq_save();
-    spin_lock(&console_lock);
-    flush_polled_locked();
-    irq_mode = true;
-    tx_busy = false;
-    outb(COM1 + UART_IER, 0x03);        /* RX data and THR empty */
-    spin_unlock(&console_lock);
-    irq_restore(f);
-}
-
-void console_write(const char *s, size_t n)
-{
-    uint64_t f = irq_save();
     spin_lock(&console_lock);
     for (size_t i = 0; i < n; i++) {
         if (ring_used() >= RING_SIZE) {
@@ -160,32 +156,65 @@ void console_write(const char *s, size_t n)
         ring[ring_head & (RING_SIZE - 1)] = s[i];
         ring_head++;
     }
-    if (!irq_mode) {
-        flush_polled_locked();
-    } else if (!tx_busy) {
-        tx_push();
+    if (!tx_busy) {
+        tx_burst_locked(c);
     }
     spin_unlock(&console_lock);
-    irq_restore(f);
 }
 
+/* Ring 3, every workload iteration: continue after a THRE interrupt. */
+void uconsole_poll(Cpu *c, uint64_t now)
+{
+    bool kick = READ_ONCE(tx_kick) && __atomic_exchange_n(&tx_kick, 0, __ATOMIC_ACQUIRE);
+
+    /* A lost interrupt must not stop the console for good. */
+    if (!kick && !(READ_ONCE(tx_busy) && now - READ_ONCE(tx_stamp_ns) > TX_STALL_NS)) {
+        return;
+    }
+    spin_lock(&console_lock);
+    tx_burst_locked(c);
+    spin_unlock(&console_lock);
+}
+
+void uprintf(Cpu *c, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = kvsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof(buf) - 1) {
+        n = (int)sizeof(buf) - 1;
+    }
+    uconsole_write(c, buf, (size_t)n);
+}
+
+/* Switch on the UART interrupts before the vCPUs go to ring 3. */
+void console_irq_mode(void)
+{
+    outb(COM1 + UART_IER, UART_IER_RDI);
+}
+
+/* IRQ4, ring 0: keep it short (see tx_burst_locked). */
 void console_irq(void)
 {
-    spin_lock(&console_lock);
     results->serial_irqs++;
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < 8; i++) {
         uint8_t iir = inb(COM1 + UART_IIR);
         if (iir & 1) {
             break;
         }
         switch (iir & 0x0e) {
         case 0x02:                      /* THR empty */
-            tx_push();
+            outb(COM1 + UART_IER, UART_IER_RDI);
+            WRITE_ONCE(tx_kick, 1);
             break;
         case 0x04:                      /* RX data */
         case 0x0c:                      /* RX timeout */
             while (inb(COM1 + UART_LSR) & LSR_DR) {
                 (void)inb(COM1 + UART_RBR);
+                results->serial_rx++;
             }
             break;
         case 0x06:
@@ -196,26 +225,6 @@ void console_irq(void)
             break;
         }
     }
-    spin_unlock(&console_lock);
-}
-
-/*
- * A lost THRE interrupt would stop output for good; the BSP's timer calls
- * this to look at the line status when nothing happened for a while.
- */
-void console_poll_kick(void)
-{
-    if (!irq_mode || !READ_ONCE(tx_busy)) {
-        return;
-    }
-    if (clock_ns(this_cpu()) - READ_ONCE(tx_stamp_ns) < TX_STALL_NS) {
-        return;
-    }
-    spin_lock(&console_lock);
-    if (tx_busy && (inb(COM1 + UART_LSR) & LSR_THRE)) {
-        tx_push();
-    }
-    spin_unlock(&console_lock);
 }
 
 /* ---- formatting ---- */
@@ -340,8 +349,8 @@ void kprintf(const char *fmt, ...)
     console_write(buf, (size_t)n);
 }
 
-/* "@" + 8 hex digits of the sequence number + "\n": 10 bytes. */
-void marker_emit(uint64_t seq)
+/* "@" + 8 hex digits of the sequence number + "\n": 10 bytes. Ring 3. */
+void marker_emit(Cpu *c, uint64_t seq)
 {
     char m[10];
 
@@ -350,7 +359,7 @@ void marker_emit(uint64_t seq)
         m[8 - i] = "0123456789abcdef"[(seq >> (4 * i)) & 0xf];
     }
     m[9] = '\n';
-    console_write(m, sizeof(m));
+    uconsole_write(c, m, sizeof(m));
 }
 
 void panic(const char *fmt, ...)
@@ -364,7 +373,6 @@ void panic(const char *fmt, ...)
     __asm__ volatile("cli");
     results->state = GWOS_STATE_FAILED;
     kprintf("gwos: panic: %s\n", buf);
-    console_flush_polled();
     for (;;) {
         __asm__ volatile("cli; hlt");
     }

@@ -78,7 +78,8 @@ typedef struct GwosResults {
     uint64_t boot_ns;         /* 0x68 guest clock when workloads started */
     uint64_t serial_tx;       /* 0x70 bytes written to the UART */
     uint64_t serial_irqs;     /* 0x78 UART interrupts */
-    uint64_t reserved[16];    /* 0x80 */
+    uint64_t serial_rx;       /* 0x80 bytes received (discarded) */
+    uint64_t reserved[15];    /* 0x88 */
     GwosCpuResults cpu[GWOS_MAX_CPUS];   /* 0x100 */
 } GwosResults;
 

@@ -105,19 +105,13 @@ typedef struct Extent {
     uint64_t pages;           /* 4 KiB pages */
 } Extent;
 
-typedef struct CorruptRec {
-    uint64_t addr, expected, got;
-} CorruptRec;
-
-#define CORRUPT_QUEUE 8
-
 typedef struct Cpu {
-    struct Cpu *self;         /* first: this_cpu() reads %gs:0 */
-    int index;
-    uint32_t apic_id;
-    GwosCpuResults *res;      /* this vCPU's slot in the results page */
+    struct Cpu *self;         /* offset 0: this_cpu() reads %gs:0 */
+    int index;                /* 8 */
+    uint32_t apic_id;         /* 12 */
+    GwosCpuResults *res;      /* 16: used by timer_stub in boot.S */
     PvClock *pvclock;         /* NULL without kvmclock */
-    /* workload, read by ring 3 */
+    /* workload (ring 3) */
     int work;
     uint64_t rate_bytes_per_s;    /* this vCPU's share, 0 = unlimited */
     Extent ext[MAX_EXTENTS];
@@ -125,15 +119,12 @@ typedef struct Cpu {
     uint64_t pages;           /* data pages over all extents */
     uint8_t *shadow;          /* rand/read: one generation byte per page */
     uint64_t rng;
-    /* stall meter (ring 3 writes, ring 0 reads) */
-    uint64_t last_ns;
-    /* corruption records: ring 3 produces, ring 0 prints */
-    volatile uint32_t cq_head, cq_tail;
-    CorruptRec cq[CORRUPT_QUEUE];
-    uint64_t cq_lost;
-    /* ring 0 */
+    uint64_t last_ns;         /* stall meter: previous iteration */
+    uint64_t next_event_ns;   /* earliest of the two below */
     uint64_t next_hb_ns;
-    uint64_t last_hb_iters;
+    uint64_t next_marker_ns;  /* BSP only */
+    uint64_t marker_seq;
+    uint64_t reported;        /* CORRUPT lines printed */
 } Cpu;
 
 extern Cpu cpus[GWOS_MAX_CPUS];
@@ -156,16 +147,24 @@ extern Config cfg;
 
 /* ---- console (console.c) ---- */
 void console_init(void);
-void console_irq_mode(void);      /* switch from polled to interrupt-driven */
-void console_write(const char *s, size_t n);
+void console_irq_mode(void);      /* enable UART interrupts (RX; THRE on demand) */
+void console_write(const char *s, size_t n);      /* ring 0, polled */
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ksnprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-void console_irq(void);           /* UART interrupt */
-void console_poll_kick(void);     /* watchdog: restart a stalled transmitter */
-void marker_emit(uint64_t seq);
-void console_flush_polled(void);
+void console_irq(void);           /* UART interrupt, ring 0 */
+/* ring 3 */
+void uconsole_write(Cpu *c, const char *s, size_t n);
+void uprintf(Cpu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void uconsole_poll(Cpu *c, uint64_t now);
+void marker_emit(Cpu *c, uint64_t seq);
+void work_finish(Cpu *c) __attribute__((noreturn));
+
+/* boot.S: port I/O usable from ring 3 (traps to the #GP fast path) */
+void uio_outsb(uint16_t port, const void *buf, uint64_t n);
+void uio_outb(uint16_t port, uint8_t v);
+uint8_t uio_inb(uint16_t port);
 
 /* ---- clocks (clock.c) ---- */
 bool kvmclock_available(void);

@@ -2,9 +2,10 @@
 /*
  * gwos main: boot of the BSP (Multiboot info, command line, GDT/TSS/IDT,
  * ACPI, clocks, APIC, IOAPIC, PIT, UART), start of the APs with INIT/SIPI,
- * the carving of RAM into per-vCPU working sets, the interrupt dispatcher
- * (LAPIC timer: heartbeat, serial marker, corruption reports) and the drop
- * of every vCPU into its ring-3 workload.
+ * the carving of RAM into per-vCPU working sets, the slow-path interrupt
+ * dispatcher (exceptions, UART) and the drop of every vCPU into its ring-3
+ * workload. Heartbeats, markers and reports are printed from ring 3
+ * (work.c): ring-0 code is very slow on the kvm_pvm hosts.
  */
 #include "gwos.h"
 
@@ -40,6 +41,14 @@ extern uint64_t gdt_tss[];
 extern uint64_t ap_stack_top;
 extern uint8_t kstacks[];
 extern const char isr_stubs[], tramp_start[], tramp_end[];
+extern const char timer_stub[], pit_stub[], spurious_stub[], gp_stub[];
+extern uint64_t boot_pd[];
+
+/* What the assembly fast paths in boot.S assume. */
+_Static_assert(offsetof(Cpu, res) == 16, "timer_stub reads Cpu.res at %gs:16");
+_Static_assert(offsetof(GwosCpuResults, lapic_ticks) == 40, "timer_stub: lapic_ticks");
+_Static_assert(GWOS_RESULTS_GPA + offsetof(GwosResults, pit_ticks) == 0x4030,
+               "pit_stub: pit_ticks");
 void enter_user(void *arg, void (*fn)(Cpu *), uint64_t rsp) __attribute__((noreturn));
 void kmain(uint32_t magic, uint32_t mbi);
 void ap_main(void);
@@ -62,7 +71,6 @@ static int ncpus = 1;
 static volatile int ap_index;
 static volatile int ap_ready;
 static volatile int go;
-static uint64_t next_marker_ns, marker_seq;
 
 static const char *const work_names[] = {
     [GWOS_WORK_IDLE] = "idle", [GWOS_WORK_TICK] = "tick", [GWOS_WORK_WS] = "ws",
@@ -228,6 +236,12 @@ static void add_ram(uint64_t base, uint64_t len)
         return;
     }
     ram[nr_ram++] = (Extent){ base, (end - base) / 4096 };
+    /* boot.S mapped 0..4 GiB; map RAM above with the same 2 MiB pages. */
+    for (uint64_t a = base & ~0x1fffffull; a < end; a += 0x200000) {
+        if (a >= 4ull << 30) {
+            boot_pd[a >> 21] = a | 0x87;
+        }
+    }
 }
 
 static void read_mbi(uint32_t mbi)
@@ -286,6 +300,15 @@ static void idt_init(void)
 {
     for (int v = 0; v < 256; v++) {
         uint64_t a = (uint64_t)(uintptr_t)(isr_stubs + 16 * v);
+        if (v == 13) {
+            a = (uint64_t)(uintptr_t)gp_stub;
+        } else if (v == VEC_TIMER) {
+            a = (uint64_t)(uintptr_t)timer_stub;
+        } else if (v == VEC_PIT) {
+            a = (uint64_t)(uintptr_t)pit_stub;
+        } else if (v == VEC_SPURIOUS) {
+            a = (uint64_t)(uintptr_t)spurious_stub;
+        }
         idt[v] = (IdtEntry){
             .off_lo = (uint16_t)a, .sel = KERNEL_CS, .ist = 0, .type = 0x8e,
             .off_mid = (uint16_t)(a >> 16), .off_hi = (uint32_t)(a >> 32),
@@ -359,92 +382,6 @@ static const char *const exc_names[32] = {
     "#SS", "#GP", "#PF", "?15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 };
 
-static void drain_corrupt(Cpu *c)
-{
-    while (c->cq_head != READ_ONCE(c->cq_tail)) {
-        CorruptRec *r = &c->cq[c->cq_head % CORRUPT_QUEUE];
-        kprintf("CORRUPT cpu=%d addr=0x%lx expected=0x%lx got=0x%lx\n", c->index,
-                r->addr, r->expected, r->got);
-        barrier();
-        WRITE_ONCE(c->cq_head, c->cq_head + 1);
-    }
-    if (c->cq_lost) {
-        kprintf("CORRUPT cpu=%d more=%lu (reports dropped)\n", c->index, c->cq_lost);
-        c->cq_lost = 0;
-    }
-}
-
-static void heartbeat(Cpu *c, uint64_t now)
-{
-    GwosCpuResults *r = c->res;
-    uint64_t gap = r->gap_hb_ns;
-
-    r->gap_hb_ns = 0;
-    r->last_hb_ns = now;
-    r->hb_count++;
-    uint64_t corrupt = 0;
-    for (int i = 0; i < ncpus; i++) {
-        corrupt += cpus[i].res->corrupt;
-    }
-    results->corrupt_total = corrupt;
-    kprintf("dbg n=%lu avg_ns=%lu handler_cycles=%lu\n", r->reserved[0], r->reserved[0] ? r->reserved[1] / r->reserved[0] : 0, r->reserved[2]);
-    r->reserved[0] = r->reserved[1] = r->reserved[2] = 0;
-    kprintf("hb cpu=%d t=%lu.%03lu iters=%lu gap_us=%lu maxgap_us=%lu ticks=%lu pit=%lu "
-            "back=%lu corrupt=%lu pass=%lu\n",
-            c->index, now / NSEC_PER_SEC, now % NSEC_PER_SEC / 1000000, r->iters,
-            gap / 1000, r->maxgap_ns / 1000, r->lapic_ticks, results->pit_ticks,
-            r->backwards, r->corrupt, r->pass);
-}
-
-static void finish(void)
-{
-    uint64_t corrupt = 0, back = 0, maxgap = 0;
-
-    for (int i = 0; i < ncpus; i++) {
-        GwosCpuResults *r = cpus[i].res;
-        corrupt += r->corrupt;
-        back += r->backwards;
-        maxgap = r->maxgap_ns > maxgap ? r->maxgap_ns : maxgap;
-    }
-    results->state = GWOS_STATE_DONE;
-    kprintf("gwos: done corrupt=%lu back=%lu maxgap_us=%lu\n", corrupt, back,
-            maxgap / 1000);
-    console_flush_polled();
-    outb(0x501, corrupt || back ? 1 : 0);
-    for (;;) {
-        __asm__ volatile("cli; hlt");
-    }
-}
-
-static void timer_tick(Cpu *c)
-{
-    c->res->lapic_ticks++;
-    lapic_eoi();
-    if (!go) {
-        return;
-    }
-    uint64_t now = clock_ns(c);
-    if (c->index == 0) {
-        if (cfg.marker_hz && now >= next_marker_ns) {
-            marker_emit(marker_seq++);
-            results->marker_seq = marker_seq;
-            next_marker_ns += NSEC_PER_SEC / cfg.marker_hz;
-            if (next_marker_ns <= now) {
-                next_marker_ns = now + NSEC_PER_SEC / cfg.marker_hz / 2;
-            }
-        }
-        console_poll_kick();
-        if (cfg.exit_after_s && now - results->boot_ns >= cfg.exit_after_s * NSEC_PER_SEC) {
-            finish();
-        }
-    }
-    drain_corrupt(c);
-    if (now >= c->next_hb_ns) {
-        heartbeat(c, now);
-        c->next_hb_ns = (now / NSEC_PER_SEC + 1) * NSEC_PER_SEC;
-    }
-}
-
 void isr_dispatch(IsrFrame *f)
 {
     Cpu *c = this_cpu();
@@ -457,27 +394,14 @@ void isr_dispatch(IsrFrame *f)
                 "rflags=0x%lx rsp=0x%lx cr2=0x%lx\n", exc_names[f->vector] ?
                 exc_names[f->vector] : "?", f->vector, c->index, f->error, f->rip, f->cs,
                 f->rflags, f->rsp, cr2);
-        console_flush_polled();
         for (;;) {
             __asm__ volatile("cli; hlt");
         }
     }
     switch (f->vector) {
-    case VEC_TIMER: {
-        uint64_t t0 = rdtsc();
-        timer_tick(c);
-        c->res->reserved[2] += rdtsc() - t0;
-        break;
-    }
-    case VEC_PIT:
-        results->pit_ticks++;
-        lapic_eoi();
-        break;
     case VEC_SERIAL:
         console_irq();
         lapic_eoi();
-        break;
-    case VEC_SPURIOUS:
         break;
     default:
         if (f->vector < 0xe0) {
@@ -490,7 +414,6 @@ void isr_dispatch(IsrFrame *f)
 /* ---- vCPU start ---- */
 static void __attribute__((noreturn)) run_workload(Cpu *c)
 {
-    c->next_hb_ns = (clock_ns(c) / NSEC_PER_SEC + 1) * NSEC_PER_SEC;
     lapic_timer_start(cfg.hz);
     enter_user(c, work_main, (uint64_t)(uintptr_t)(ustacks[c->index] + 16384));
 }
@@ -586,20 +509,6 @@ void kmain(uint32_t magic, uint32_t mbi)
     kprintf("gwos: cpus=%d clock=%s tsc_khz=%lu ioapic=0x%lx irq0->gsi%u\n", ncpus,
             bsp->pvclock ? "kvmclock" : "tsc", tsc_khz, madt.ioapic_addr, madt.isa_gsi[0]);
 
-    {
-        uint64_t t0 = rdtsc();
-        for (volatile int i = 0; i < 1000; i++) { }
-        uint64_t t1 = rdtsc();
-        for (int i = 0; i < 1000; i++) { (void)clock_ns(bsp); }
-        uint64_t t2 = rdtsc();
-        for (int i = 0; i < 1000; i++) { (void)lapic_id(); }
-        uint64_t t3 = rdtsc();
-        for (int i = 0; i < 1000; i++) { (void)rdtsc(); }
-        uint64_t t4 = rdtsc();
-        for (int i = 0; i < 1000; i++) { results->reserved[5]++; }
-        uint64_t t5 = rdtsc();
-        kprintf("bench: loop %lu clock %lu lapic %lu rdtsc %lu mem %lu cycles/1000\n", t1-t0, t2-t1, t3-t2, t4-t3, t5-t4);
-    }
     pic_disable();
     lapic_cpu_init();
     lapic_timer_calibrate(bsp);
@@ -629,7 +538,6 @@ void kmain(uint32_t magic, uint32_t mbi)
         }
     }
     results->boot_ns = clock_ns(bsp);
-    next_marker_ns = results->boot_ns;
     results->state = GWOS_STATE_RUNNING;
     kprintf("gwos: running\n");
     WRITE_ONCE(go, 1);
