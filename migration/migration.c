@@ -42,6 +42,8 @@
 #define AUTOCONVERGE_PERIOD_MS 1000
 #define RP_WAIT_SETUP_MS    30000   /* PONG from a destination that accepted us */
 #define POSTCOPY_SNDBUF     (64 * 1024)
+#define CONVERGE_FLOOR_BYTES (1 << 20)   /* below this a further pass gains nothing */
+#define CONVERGE_MAX_PASSES 50
 
 /* ---- statistics ---- */
 
@@ -77,7 +79,7 @@ typedef struct MigrationState {
     int64_t start_ms, setup_ms, end_ms;   /* total-time = end - start */
     int64_t downtime_ms;
     int64_t expected_downtime_ms;
-    int64_t split_sync_us, split_pages_us, split_state_us, split_flush_us;
+    int64_t split_stop_us, split_sync_us, split_pages_us, split_state_us, split_flush_us;
     uint64_t transferred;         /* stream bytes at the last update */
 
     bool vm_stopped_by_us;
@@ -448,6 +450,7 @@ static bool migration_complete(MigrationState *ms, GError **errp)
               runstate_name(ms->runstate_before), sizeof(outgoing_runstate));
     t0 = g_get_monotonic_time();
     vm_stop(RUN_STATE_FINISH_MIGRATE);
+    int64_t t_parked = g_get_monotonic_time();
     ms->vm_stopped_by_us = true;
     cpus_set_throttle(0);
 
@@ -471,7 +474,7 @@ static bool migration_complete(MigrationState *ms, GError **errp)
             error_setg(errp, "migration was cancelled");
             return false;
         }
-        t0 = g_get_monotonic_time();
+        t0 = t_parked = g_get_monotonic_time();
     }
 
     bytes_before = stream_bytes(s);
@@ -500,15 +503,17 @@ static bool migration_complete(MigrationState *ms, GError **errp)
 
     migration_stats_lock();
     ms->downtime_ms = (t4 - t0 + 999) / 1000;
-    ms->split_sync_us = t1 - t0;
+    ms->split_stop_us = t_parked - t0;
+    ms->split_sync_us = t1 - t_parked;
     ms->split_pages_us = t2 - t1;
     ms->split_state_us = t3 - t2;
     ms->split_flush_us = t4 - t3;
     stats.downtime_bytes = stream_bytes(s) - bytes_before;
     stats.remaining_bytes = 0;
     migration_stats_unlock();
-    g_debug("migration: downtime %" PRId64 " us: sync %" PRId64 ", pages %" PRId64
-            ", state %" PRId64 ", flush %" PRId64, t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3);
+    g_debug("migration: downtime %" PRId64 " us: stop %" PRId64 ", sync %" PRId64
+            ", pages %" PRId64 ", state %" PRId64 ", flush %" PRId64, t4 - t0, t_parked - t0,
+            t1 - t_parked, t2 - t1, t3 - t2, t4 - t3);
     return true;
 }
 
@@ -539,6 +544,7 @@ static bool postcopy_start(MigrationState *ms, GError **errp)
     }
     t0 = g_get_monotonic_time();
     vm_stop(RUN_STATE_FINISH_MIGRATE);
+    int64_t t_parked = g_get_monotonic_time();
     ms->vm_stopped_by_us = true;
     cpus_set_throttle(0);
     bytes_before = stream_bytes(s);
@@ -577,7 +583,8 @@ static bool postcopy_start(MigrationState *ms, GError **errp)
 
     migration_stats_lock();
     ms->downtime_ms = (t4 - t0 + 999) / 1000;
-    ms->split_sync_us = t1 - t0;
+    ms->split_stop_us = t_parked - t0;
+    ms->split_sync_us = t1 - t_parked;
     ms->split_pages_us = t2 - t1;      /* the discard list */
     ms->split_state_us = t3 - t2;      /* the package */
     ms->split_flush_us = t4 - t3;
@@ -722,6 +729,7 @@ static gpointer migration_thread_fn(gpointer opaque)
     cs.period_start_bytes = win.start_bytes;
     pass_start_ms = win.start_ms;
     pass_start_bytes = (int64_t)win.start_bytes;
+    uint64_t prev_remaining = 0;
     int64_t mbps_ms = win.start_ms;
     uint64_t mbps_bytes = win.start_bytes;
 
@@ -793,6 +801,17 @@ static gpointer migration_thread_fn(gpointer opaque)
             __atomic_store_n(&ms->postcopy_requested, true, __ATOMIC_RELEASE);
             continue;
         }
+        /*
+         * It fits, but if the last pass still shrank the dirty set by more
+         * than half, another pass is cheap and the stop will be shorter
+         * (QEMU, with its lower bandwidth estimate, iterates on here too).
+         */
+        if (converges && prev_remaining && remaining * 2 < prev_remaining &&
+            remaining > CONVERGE_FLOOR_BYTES && stats.dirty_sync_count < CONVERGE_MAX_PASSES) {
+            prev_remaining = remaining;
+            continue;
+        }
+        prev_remaining = remaining;
         if (converges) {
             if (!migration_complete(ms, &err)) {
                 goto out;
@@ -849,6 +868,12 @@ out:
 
     migration_stats_lock();
     ms->end_ms = gw_clock_ms();
+    if (done && !err) {
+        /* As QEMU: the average over the transfer once completed. */
+        int64_t xfer_ms = MAX(ms->end_ms - ms->start_ms - ms->setup_ms, 1);
+        stats.mbps = (double)ms->transferred * 8.0 / 1e6 / ((double)xfer_ms / 1000.0);
+        stats.pages_per_second = (stats.normal + stats.duplicate) * 1000 / (uint64_t)xfer_ms;
+    }
     migration_stats_unlock();
 
     bql_lock();
@@ -942,7 +967,8 @@ JsonNode *qmp_migrate(JsonObject *args, GError **errp)
     ms->setup_ms = ms->end_ms = ms->downtime_ms = 0;
     ms->expected_downtime_ms = (int64_t)migrate_params.downtime_limit;
     ms->transferred = 0;
-    ms->split_sync_us = ms->split_pages_us = ms->split_state_us = ms->split_flush_us = 0;
+    ms->split_stop_us = ms->split_sync_us = ms->split_pages_us = 0;
+    ms->split_state_us = ms->split_flush_us = 0;
     migration_stats_unlock();
     ms->continue_requested = false;
     ms->postcopy_requested = false;
@@ -1613,6 +1639,7 @@ JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
         json_object_set_int_member(o, "setup-time", ms->setup_ms);
         json_object_set_object_member(o, "ram", ram_stats_object(ms));
         JsonObject *split = json_object_new();
+        json_object_set_double_member(split, "stop", (double)ms->split_stop_us / 1000.0);
         json_object_set_double_member(split, "sync", (double)ms->split_sync_us / 1000.0);
         json_object_set_double_member(split, "pages", (double)ms->split_pages_us / 1000.0);
         json_object_set_double_member(split, "state", (double)ms->split_state_us / 1000.0);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * gwos boot code: Multiboot v1 header and 32-bit entry, the switch to long
- * mode with 4-level paging (identity map of the first 64 GiB, 2 MiB pages,
- * user-accessible so ring-3 workloads can touch RAM), the real-mode AP
+ * mode with 4-level paging (identity map of 0..4 GiB, 2 MiB pages,
+ * user-accessible so ring-3 workloads can touch RAM; main.c maps RAM above
+ * 4 GiB), the real-mode AP
  * trampoline (copied below 1 MiB and started with SIPI), the interrupt entry
  * stubs and the drop to ring 3.
  */

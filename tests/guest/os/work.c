@@ -302,6 +302,7 @@ void work_main(Cpu *c)
         pace.next_ns = clock_ns(c);
     }
     c->res->online = 1;
+    uprintf(c, "gwos: cpu %d working pages=%lu\n", c->index, c->pages);
     switch (c->work) {
     case GWOS_WORK_TICK:
         pace.interval_ns = 0;
