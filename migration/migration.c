@@ -1107,10 +1107,14 @@ static bool incoming_rp_send(IncomingState *is, const MigRpMsg *m)
     g_autoptr(GError) err = NULL;
     bool ok = true;
 
-    if (!is->rp_open || !n) {
+    if (!n) {
         return false;
     }
     g_mutex_lock(&is->rp_lock);
+    if (!is->rp_open || !is->ch) {
+        g_mutex_unlock(&is->rp_lock);
+        return false;
+    }
     if (!qio_channel_write_all(is->ch, buf, n, &err)) {
         g_debug("migration: return path write failed: %s", err->message);
         ok = false;
@@ -1320,6 +1324,17 @@ static gpointer listen_thread_fn(gpointer opaque)
     if (r == LOADVM_EOF) {
         MigRpMsg shut = { .type = MIG_RP_MSG_SHUT, .value = 0 };
         incoming_rp_send(is, &shut);
+        /* The fault thread is gone: nobody writes the return path any more. */
+        loadvm_state_free(is->listen_lst);
+        loadvm_state_free(is->lst);
+        is->listen_lst = is->lst = NULL;
+        stream_free(is->s);
+        is->s = NULL;
+        g_mutex_lock(&is->rp_lock);
+        qio_channel_unref(is->ch);
+        is->ch = NULL;
+        is->rp_open = false;
+        g_mutex_unlock(&is->rp_lock);
         main_loop_schedule(incoming_postcopy_completed, NULL);
         return NULL;
     }
@@ -1412,7 +1427,14 @@ static gpointer incoming_thread_fn(gpointer opaque)
     MigRpMsg shut = { .type = MIG_RP_MSG_SHUT, .value = 0 };
     incoming_rp_send(is, &shut);
     loadvm_state_free(lst);
+    is->lst = NULL;
     stream_free(s);
+    is->s = NULL;
+    g_mutex_lock(&is->rp_lock);
+    qio_channel_unref(is->ch);
+    is->ch = NULL;
+    is->rp_open = false;
+    g_mutex_unlock(&is->rp_lock);
     migration_listener_free(is->listener);
     is->listener = NULL;
     main_loop_schedule(incoming_finish_ok, NULL);

@@ -81,8 +81,8 @@ def main():
         print('   guest-visible gap     %.2f ms (source STOP -> destination RESUME)'
               % ((event_time(resume) - event_time(stop)) * 1000))
         split = info.get('x-downtime-split', {})
-        print('   downtime split        sync %.2f, pages %.2f, state %.2f, flush %.2f ms; '
-              'destination load %.2f ms' % (split.get('sync', 0), split.get('pages', 0),
+        print('   downtime split        stop %.2f, sync %.2f, pages %.2f, state %.2f, flush %.2f ms; '
+              'destination load %.2f ms' % (split.get('stop', 0), split.get('sync', 0), split.get('pages', 0),
                                              split.get('state', 0), split.get('flush', 0),
                                              dinfo.get('x-downtime-split', {}).get('load', 0)))
         print('   transferred           %.1f MiB (%d data pages, %d zero pages)'
