@@ -19,6 +19,16 @@ setup() {
 setup build
 setup build-san -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
+# Huge pages for the hugetlb tests (root only; restored afterwards).
+hp=/proc/sys/vm/nr_hugepages
+if [ "$(id -u)" -eq 0 ] && [ -w "$hp" ]; then
+    hp_old=$(cat "$hp")
+    if [ "$hp_old" -lt 64 ]; then
+        echo 64 > "$hp" 2>/dev/null || true
+        trap 'echo "$hp_old" > "$hp" 2>/dev/null || true' EXIT
+    fi
+fi
+
 sum=$(mktemp)
 san=$(mktemp)
 # A run that dies before writing its summary counts as one failure.
