@@ -431,6 +431,24 @@ static void update_transferred(MigrationState *ms)
     migration_stats_unlock();
 }
 
+/* Remember how the guest ran (for the destination's run state). BQL held. */
+static void migration_note_runstate(MigrationState *ms)
+{
+    ms->runstate_before = runstate_get();
+    ms->vm_was_running = runstate_is_running();
+    g_strlcpy(outgoing_runstate, ms->vm_was_running ? "running" :
+              runstate_name(ms->runstate_before), sizeof(outgoing_runstate));
+}
+
+/* Stop the guest for the switch; returns when every vCPU is parked. BQL held. */
+static int64_t migration_stop_guest(MigrationState *ms)
+{
+    vm_stop(RUN_STATE_FINISH_MIGRATE);
+    ms->vm_stopped_by_us = true;
+    cpus_set_throttle(0);
+    return g_get_monotonic_time();
+}
+
 /*
  * Stop-and-copy. Returns true when everything, EOF included, is on the wire.
  * The VM stays stopped on success (postmigrate) and is resumed by the
@@ -444,15 +462,9 @@ static bool migration_complete(MigrationState *ms, GError **errp)
     uint64_t bytes_before;
 
     bql_lock();
-    ms->runstate_before = runstate_get();
-    ms->vm_was_running = runstate_is_running();
-    g_strlcpy(outgoing_runstate, ms->vm_was_running ? "running" :
-              runstate_name(ms->runstate_before), sizeof(outgoing_runstate));
+    migration_note_runstate(ms);
     t0 = g_get_monotonic_time();
-    vm_stop(RUN_STATE_FINISH_MIGRATE);
-    int64_t t_parked = g_get_monotonic_time();
-    ms->vm_stopped_by_us = true;
-    cpus_set_throttle(0);
+    int64_t t_parked = migration_stop_guest(ms);
 
     if (migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER)) {
         if (!migrate_set_state(&ms->state, MIGRATION_STATUS_ACTIVE,
@@ -531,10 +543,7 @@ static bool postcopy_start(MigrationState *ms, GError **errp)
     uint64_t bytes_before;
 
     bql_lock();
-    ms->runstate_before = runstate_get();
-    ms->vm_was_running = runstate_is_running();
-    g_strlcpy(outgoing_runstate, ms->vm_was_running ? "running" :
-              runstate_name(ms->runstate_before), sizeof(outgoing_runstate));
+    migration_note_runstate(ms);
     /* QEMU's order: the status changes, then STOP. */
     if (!migrate_set_state(&ms->state, MIGRATION_STATUS_ACTIVE,
                            MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
@@ -543,10 +552,7 @@ static bool postcopy_start(MigrationState *ms, GError **errp)
         return false;
     }
     t0 = g_get_monotonic_time();
-    vm_stop(RUN_STATE_FINISH_MIGRATE);
-    int64_t t_parked = g_get_monotonic_time();
-    ms->vm_stopped_by_us = true;
-    cpus_set_throttle(0);
+    int64_t t_parked = migration_stop_guest(ms);
     bytes_before = stream_bytes(s);
 
     bool ok = migration_sync(ms, &dirty, errp);
