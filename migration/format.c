@@ -52,8 +52,9 @@ const char *mig_rp_msg_name(unsigned type)
         [MIG_RP_MSG_REQ_PAGES] = "REQ_PAGES",
         [MIG_RP_MSG_RECV_BITMAP] = "RECV_BITMAP",
         [MIG_RP_MSG_RESUME_ACK] = "RESUME_ACK",
+        [MIG_RP_MSG_ERROR] = "ERROR",
     };
-    return type < MIG_RP_MSG__MAX ? names[type] : "unknown";
+    return type < MIG_RP_MSG__MAX && names[type] ? names[type] : "unknown";
 }
 
 int mig_command_fixed_len(unsigned cmd)
@@ -384,6 +385,7 @@ size_t mig_rp_encode(const MigRpMsg *m, uint8_t *buf)
         }
         /* fall through: the _ID form appends the block name */
     case MIG_RP_MSG_RECV_BITMAP:
+    case MIG_RP_MSG_ERROR:
         if (nlen > STREAM_MAX_CSTR || nlen == 0) {
             return 0;
         }
@@ -422,6 +424,8 @@ bool mig_rp_decode(unsigned type, const uint8_t *p, size_t len, MigRpMsg *m,
         [MIG_RP_MSG_REQ_PAGES] = 12,
         [MIG_RP_MSG_RECV_BITMAP] = -1,
         [MIG_RP_MSG_RESUME_ACK] = 4,
+        [7] = -2,
+        [MIG_RP_MSG_ERROR] = -1,
     };
 
     memset(m, 0, sizeof(*m));
@@ -464,6 +468,8 @@ bool mig_rp_decode(unsigned type, const uint8_t *p, size_t len, MigRpMsg *m,
         return rp_cstr(p + 12, len - 12, m->block, "REQ_PAGES_ID", errp);
     case MIG_RP_MSG_RECV_BITMAP:
         return rp_cstr(p, len, m->block, "RECV_BITMAP", errp);
+    case MIG_RP_MSG_ERROR:
+        return rp_cstr(p, len, m->block, "ERROR", errp);
     }
     return false;
 }

@@ -264,6 +264,10 @@ static gpointer rp_thread_fn(gpointer opaque)
             }
             continue;
         }
+        if (m.type == MIG_RP_MSG_ERROR) {
+            err = g_error_new(GW_ERROR, 0, "%s", m.block);
+            break;
+        }
         if (m.type != MIG_RP_MSG_PONG) {
             err = g_error_new(GW_ERROR, 0, "unexpected return path message %s",
                               mig_rp_msg_name(m.type));
@@ -891,7 +895,9 @@ out:
          * After RUN the guest lives on the destination: never resume it here.
          * Keep it stopped with every page, for a recovery.
          */
-        migrate_set_error(ms, err);
+        if (err) {
+            migrate_set_error(ms, err);
+        }
         fprintf(stderr, "godwit: Detected IO failure for postcopy. Migration paused: %s\n",
                 err ? err->message : "unknown error");
         runstate_set(RUN_STATE_FINISH_MIGRATE);
@@ -1394,6 +1400,29 @@ static gboolean incoming_finish_failed(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * Tell the source why we give up, best effort, on a socket even before the
+ * return path was formally opened: its error-desc then names the reason
+ * (e.g. a RAM size mismatch) instead of "connection closed".
+ */
+static void incoming_send_error(IncomingState *is, const GError *err)
+{
+    MigRpMsg m = { .type = MIG_RP_MSG_ERROR };
+
+    if (!err || !is->ch || qio_channel_kind(is->ch) != QIO_CHANNEL_SOCKET) {
+        return;
+    }
+    g_strlcpy(m.block, err->message, sizeof(m.block));
+    g_mutex_lock(&is->rp_lock);
+    bool was_open = is->rp_open;
+    is->rp_open = true;
+    g_mutex_unlock(&is->rp_lock);
+    incoming_rp_send(is, &m);
+    g_mutex_lock(&is->rp_lock);
+    is->rp_open = was_open;
+    g_mutex_unlock(&is->rp_lock);
+}
+
 static gpointer incoming_thread_fn(gpointer opaque)
 {
     IncomingState *is = opaque;
@@ -1447,6 +1476,7 @@ static gpointer incoming_thread_fn(gpointer opaque)
     return NULL;
 
 fail:
+    incoming_send_error(is, err);
     if (is->postcopy) {
         /* The listen thread may be reading the stream: leave both alone. */
         is->error = g_error_copy(err);
@@ -1660,6 +1690,15 @@ JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
         if (ms->error) {
             json_object_set_string_member(o, "error-desc", ms->error->message);
         }
+        break;
+    case MIGRATION_STATUS_POSTCOPY_PAUSED:
+        /* Why it paused, as for a failure; the statistics stay too. */
+        if (ms->error) {
+            json_object_set_string_member(o, "error-desc", ms->error->message);
+        }
+        json_object_set_int_member(o, "total-time", gw_clock_ms() - ms->start_ms);
+        json_object_set_int_member(o, "setup-time", ms->setup_ms);
+        json_object_set_object_member(o, "ram", ram_stats_object(ms));
         break;
     case MIGRATION_STATUS_COMPLETED: {
         json_object_set_int_member(o, "total-time", ms->end_ms - ms->start_ms);

@@ -321,20 +321,25 @@ static void pc_blocktime_free_locked(PostcopyIncoming *pi)
 static int pc_uffd_open(GError **errp)
 {
     int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    int err = errno;
+    int sys_err = errno;
+    int dev_err = 0;
 
     if (fd < 0) {
         int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
         if (dev >= 0) {
             fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-            err = errno;
+            dev_err = fd < 0 ? errno : 0;
             close(dev);
+        } else {
+            dev_err = errno;
         }
     }
     if (fd < 0) {
-        error_setg(errp, "Postcopy is not supported: userfaultfd is not available (%s; "
-                   "enable vm.unprivileged_userfaultfd=1 or give this user access to "
-                   "/dev/userfaultfd)", g_strerror(err));
+        /* Name both ways in, so the user knows which one to open up. */
+        error_setg(errp, "Postcopy is not supported: userfaultfd is not available (the "
+                   "userfaultfd system call failed: %s; /dev/userfaultfd: %s); enable "
+                   "vm.unprivileged_userfaultfd=1 or give this user access to /dev/userfaultfd",
+                   g_strerror(sys_err), g_strerror(dev_err));
         return -1;
     }
     return fd;

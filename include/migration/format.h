@@ -53,6 +53,8 @@ typedef enum MigRpMsgType {
     MIG_RP_MSG_REQ_PAGES = 4,     /* len 12: be64 start, be32 len (block as last time) */
     MIG_RP_MSG_RECV_BITMAP = 5,   /* cstr block; bitmap follows (stream.md) */
     MIG_RP_MSG_RESUME_ACK = 6,    /* len 4: be32 1 */
+    /* 7: reserved (QEMU 8.1+: SWITCHOVER_ACK), never sent */
+    MIG_RP_MSG_ERROR = 8,         /* cstr: why the destination gives up (godwit) */
     MIG_RP_MSG__MAX,
 } MigRpMsgType;
 
@@ -137,7 +139,7 @@ typedef struct MigRpMsg {
     uint32_t value;     /* SHUT status, PONG value, RESUME_ACK value */
     uint64_t start;     /* REQ_PAGES(_ID): byte offset in the block */
     uint32_t len;       /* REQ_PAGES(_ID): bytes */
-    char block[256];    /* REQ_PAGES_ID, RECV_BITMAP */
+    char block[256];    /* REQ_PAGES_ID, RECV_BITMAP; ERROR: the reason */
 } MigRpMsg;
 
 /*
