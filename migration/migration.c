@@ -44,6 +44,7 @@
 #define POSTCOPY_SNDBUF     (64 * 1024)
 #define CONVERGE_FLOOR_BYTES (1 << 20)   /* below this a further pass gains nothing */
 #define CONVERGE_MAX_PASSES 50
+#define CONVERGE_GOOD_MS    5         /* a stop this short is not worth more passes */
 
 /* ---- statistics ---- */
 
@@ -158,22 +159,37 @@ static void migrate_set_error(MigrationState *ms, const GError *err)
 
 /* ---- the runstate record: how the destination should come up ---- */
 
+/*
+ * Version 2 adds the source's wall-clock time of the stop request, so the
+ * destination can report the downtime the guest saw (stop request to its
+ * own RESUME), pause of the vCPUs included. It assumes synchronised host
+ * clocks (the same host in tests and benchmarks).
+ */
+#define RUNSTATE_RECORD_VERSION 2
+static int64_t outgoing_stop_realtime_us;
+
 static bool runstate_save(void *opaque, GByteArray *out, GError **errp)
 {
     uint8_t len = (uint8_t)strlen(outgoing_runstate);
+    uint64_t t = GUINT64_TO_BE((uint64_t)outgoing_stop_realtime_us);
 
     g_byte_array_append(out, &len, 1);
     g_byte_array_append(out, (const guint8 *)outgoing_runstate, len);
+    g_byte_array_append(out, (const guint8 *)&t, sizeof(t));
     return true;
 }
 
 static char incoming_runstate[32];
+static int64_t incoming_stop_realtime_us;
 
 static bool runstate_load(void *opaque, const uint8_t *buf, size_t len, uint32_t version,
                           GError **errp)
 {
-    if (version != 1 || len < 1 || len != 1u + buf[0] || buf[0] >= sizeof(incoming_runstate)) {
-        error_setg(errp, "run state record is malformed");
+    size_t tail = version >= 2 ? 8 : 0;
+
+    if (version < 1 || version > RUNSTATE_RECORD_VERSION || len < 1 ||
+        len != 1u + buf[0] + tail || buf[0] >= sizeof(incoming_runstate)) {
+        error_setg(errp, "run state record (version %u, %zu bytes) is malformed", version, len);
         return false;
     }
     memcpy(incoming_runstate, buf + 1, buf[0]);
@@ -181,6 +197,12 @@ static bool runstate_load(void *opaque, const uint8_t *buf, size_t len, uint32_t
     if (RunState_parse(incoming_runstate) < 0) {
         error_setg(errp, "run state record names an unknown state '%s'", incoming_runstate);
         return false;
+    }
+    incoming_stop_realtime_us = 0;
+    if (tail) {
+        uint64_t t;
+        memcpy(&t, buf + 1 + buf[0], 8);
+        incoming_stop_realtime_us = (int64_t)GUINT64_FROM_BE(t);
     }
     return true;
 }
@@ -447,6 +469,7 @@ static void migration_note_runstate(MigrationState *ms)
 /* Stop the guest for the switch; returns when every vCPU is parked. BQL held. */
 static int64_t migration_stop_guest(MigrationState *ms)
 {
+    outgoing_stop_realtime_us = g_get_real_time();
     vm_stop(RUN_STATE_FINISH_MIGRATE);
     ms->vm_stopped_by_us = true;
     cpus_set_throttle(0);
@@ -817,7 +840,8 @@ static gpointer migration_thread_fn(gpointer opaque)
          * (QEMU, with its lower bandwidth estimate, iterates on here too).
          */
         if (converges && prev_remaining && remaining * 2 < prev_remaining &&
-            remaining > CONVERGE_FLOOR_BYTES && stats.dirty_sync_count < CONVERGE_MAX_PASSES) {
+            remaining > CONVERGE_FLOOR_BYTES && expected > CONVERGE_GOOD_MS &&
+            stats.dirty_sync_count < CONVERGE_MAX_PASSES) {
             prev_remaining = remaining;
             continue;
         }
@@ -1096,6 +1120,7 @@ typedef struct IncomingState {
     bool rp_open;
     int64_t load_start_us;        /* END section began (stop-and-copy data) */
     int64_t load_us;
+    int64_t guest_visible_us;     /* source stop request to our RESUME, 0 if unknown */
     GError *error;
 
     /* postcopy */
@@ -1236,6 +1261,13 @@ static int incoming_postcopy_listen(void *opaque, GError **errp)
     return 0;
 }
 
+static void incoming_note_resume(IncomingState *is)
+{
+    if (incoming_stop_realtime_us) {
+        is->guest_visible_us = g_get_real_time() - incoming_stop_realtime_us;
+    }
+}
+
 static gboolean incoming_postcopy_start_guest(gpointer opaque)
 {
     int st = RunState_parse(incoming_runstate);
@@ -1243,6 +1275,7 @@ static gboolean incoming_postcopy_start_guest(gpointer opaque)
     if (incoming_runstate[0] == '\0' || st == RUN_STATE_RUNNING) {
         if (autostart) {
             vm_start();
+            incoming_note_resume(&mig_dst);
         } else {
             runstate_set(RUN_STATE_PAUSED);
         }
@@ -1374,6 +1407,7 @@ static gboolean incoming_finish_ok(gpointer opaque)
     if (incoming_runstate[0] == '\0' || st == RUN_STATE_RUNNING) {
         if (autostart) {
             vm_start();
+            incoming_note_resume(is);
         } else {
             runstate_set(RUN_STATE_PAUSED);
         }
@@ -1512,7 +1546,7 @@ static bool incoming_start(IncomingState *is, const char *uri, GError **errp)
 void migration_init(void)
 {
     SaveStateHandler h = {
-        .idstr = "runstate", .version = 1, .priority = SAVESTATE_PRIO_RUNSTATE,
+        .idstr = "runstate", .version = RUNSTATE_RECORD_VERSION, .priority = SAVESTATE_PRIO_RUNSTATE,
         .save = runstate_save, .load = runstate_load,
     };
 
@@ -1667,6 +1701,10 @@ JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
                 JsonObject *split = json_object_new();
                 json_object_set_double_member(split, "load", (double)is->load_us / 1000.0);
                 json_object_set_object_member(o, "x-downtime-split", split);
+            }
+            if (is->guest_visible_us) {
+                json_object_set_double_member(o, "x-guest-visible-downtime",
+                                              (double)is->guest_visible_us / 1000.0);
             }
             if ((ist == MIGRATION_STATUS_FAILED || ist == MIGRATION_STATUS_POSTCOPY_PAUSED) &&
                 is->error) {

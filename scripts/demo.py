@@ -80,6 +80,9 @@ def main():
         print('   downtime (source)     %d ms' % info['downtime'])
         print('   guest-visible gap     %.2f ms (source STOP -> destination RESUME)'
               % ((event_time(resume) - event_time(stop)) * 1000))
+        if 'x-guest-visible-downtime' in dinfo:
+            print('   guest-visible downtime %.2f ms (stop request -> destination start, vCPU pause included)'
+                  % dinfo['x-guest-visible-downtime'])
         split = info.get('x-downtime-split', {})
         print('   downtime split        stop %.2f, sync %.2f, pages %.2f, state %.2f, flush %.2f ms; '
               'destination load %.2f ms' % (split.get('stop', 0), split.get('sync', 0), split.get('pages', 0),
