@@ -5,8 +5,10 @@
 Boots the same test guest (tests/guest/tick.elf, idle.elf) under godwit and,
 when it is installed, under qemu-system-x86_64 with KVM, migrates it over a
 local unix (default) or TCP socket with the same explicit limits, and prints
-one table (medians of N runs) plus the raw floors of this machine (loopback
-TCP and unix-socket throughput, memcpy bandwidth). Python 3 stdlib only.
+a precopy table and a postcopy table (medians of N runs) plus the raw floors
+of this machine (loopback TCP and unix-socket throughput, memcpy bandwidth,
+and one 4 KiB page from a peer process into UFFDIO_COPY, bench/uffd-floor.c
+built on the fly with the system cc). Python 3 stdlib only.
 docs/devel/benchmarks.md explains the rows, the columns and the choices.
 """
 
@@ -296,23 +298,28 @@ def make_workloads(ws_rate):
 
 class Mode:
     """A migration mode: capabilities on both sides, parameters on the
-    source, and an optional trigger run on every source event (postcopy's
-    migrate-start-postcopy goes there). extra_metrics are extra columns
-    (key, header, format) filled by collect(trial, src_info, dst_info)."""
+    source, and an optional trigger run on every loop of the wait
+    (postcopy's migrate-start-postcopy goes there). extra_metrics are extra
+    columns (key, header, format) filled by collect(trial, src_info,
+    dst_info); postcopy modes have their own table and downtime limits."""
 
     def __init__(self, name, caps=(), src_params=None, trigger=None,
-                 extra_metrics=(), collect=None):
+                 extra_metrics=(), collect=None, postcopy=False,
+                 dl_option="downtime_limits"):
         self.name = name
         self.caps = list(caps)
         self.src_params = dict(src_params or {})
         self.trigger = trigger
         self.extra_metrics = list(extra_metrics)
         self.collect = collect
+        self.postcopy = postcopy
+        self.dl_option = dl_option     # which option lists its limits
 
 
 def _postcopy_trigger(after_pass):
     """migrate-start-postcopy once MIGRATION_PASS reaches after_pass (0: at
-    once, right after migrate)."""
+    once, right after migrate). Pass 1 is the sync in setup, so pass 2 is
+    the sync at the end of the first sweep: "after the first pass"."""
     def trigger(src, state):
         if state.get("postcopy_started"):
             return
@@ -330,15 +337,30 @@ def _postcopy_collect(trial, src_info, dst_info):
     ram = src_info.get("ram", {})
     trial["postcopy_requests"] = ram.get("postcopy-requests")
     trial["postcopy_bytes"] = ram.get("postcopy-bytes")
+    trial["precopy_bytes"] = ram.get("precopy-bytes")
+    # QEMU 7.2 reports blocktime on the destination only once completed,
+    # which is when this is called.
     trial["blocktime_ms"] = dst_info.get("postcopy-blocktime")
-    # QEMU 10.1 names; godwit reports them live (issue 4), QEMU 7.2 never.
-    lat = dst_info.get("postcopy-latency")
-    trial["fault_latency_ns"] = lat
+    trial["vcpu_blocktime_ms"] = dst_info.get("postcopy-vcpu-blocktime")
+    # QEMU 10.1 names (godwit reports them live); QEMU 7.2 has none of
+    # them, and its rows say n/a rather than a number.
+    trial["fault_latency_avg_us"] = (dst_info["postcopy-latency"] / 1000.0
+                                     if "postcopy-latency" in dst_info
+                                     else None)
+    trial["latency_dist"] = dst_info.get("postcopy-latency-dist")
+    pct = dst_info.get("x-postcopy-latency-percentiles") or {}
+    trial["fault_p50_us"] = pct.get("p50")
+    trial["fault_p99_us"] = pct.get("p99")
+    trial["fault_max_us"] = pct.get("max")
+    trial["remote_faults"] = pct.get("faults")
 
 
 _POSTCOPY_METRICS = [
     ("postcopy_requests", "req", "%d"),
     ("blocktime_ms", "blk ms", "%d"),
+    ("fault_p50_us", "p50 us", "%.1f"),
+    ("fault_p99_us", "p99 us", "%.1f"),
+    ("fault_max_us", "max us", "%.0f"),
 ]
 
 # Adding a mode is one entry here (plus, if it needs one, a trigger).
@@ -346,22 +368,39 @@ MODES = {
     "precopy": Mode("precopy"),
     "postcopy-after-pass": Mode(
         "postcopy-after-pass", caps=["postcopy-ram", "postcopy-blocktime"],
-        trigger=_postcopy_trigger(1), extra_metrics=_POSTCOPY_METRICS,
-        collect=_postcopy_collect),
+        trigger=_postcopy_trigger(2), extra_metrics=_POSTCOPY_METRICS,
+        collect=_postcopy_collect, postcopy=True,
+        dl_option="after_pass_downtime_limits"),
     "postcopy-pure": Mode(
         "postcopy-pure", caps=["postcopy-ram", "postcopy-blocktime"],
         trigger=_postcopy_trigger(0), extra_metrics=_POSTCOPY_METRICS,
-        collect=_postcopy_collect),
+        collect=_postcopy_collect, postcopy=True,
+        dl_option="postcopy_downtime_limits"),
 }
 
 
 # ---------------------------------------------------------------------------
 # One trial: boot the source, boot the destination, migrate, check, tear down.
 
+def host_cpu_khz():
+    """The host CPU's nominal kHz (/proc/cpuinfo), or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"cpu MHz\s*:\s*([\d.]+)", f.read())
+        return float(m.group(1)) * 1000 if m else None
+    except OSError:
+        return None
+
+
+class GuestNotReady(RuntimeError):
+    """The guest did not come up as it should; worth one more try."""
+
+
 def wait_ready(serial, wl, vm_proc, timeout, log):
     """Wait until the guest runs its workload; for tick, also measure the
     dirty rate it achieves from the pass markers. Returns a dict."""
     deadline = time.monotonic() + timeout
+    host = host_cpu_khz()
     info = {}
     pages = None
     t_start = None
@@ -375,6 +414,15 @@ def wait_ready(serial, wl, vm_proc, timeout, log):
             if "idle: ready" in txt:
                 return info
         else:
+            m = re.search(r"tsc-khz=(\d+)", txt)
+            if m and host and not 0.5 < int(m.group(1)) / host < 2:
+                # tick calibrates its TSC against PIT channel 0 over 100 ms;
+                # a vCPU preempted for more than a PIT wrap (55 ms) on a
+                # loaded host reads the TSC as many times too fast, and
+                # the rate-limited loop then crawls.
+                raise GuestNotReady(
+                    "guest TSC calibration is off (%s kHz, host %.0f kHz)"
+                    % (m.group(1), host))
             if pages is None:
                 m = re.search(r"tick: start=\S+ end=\S+ pages=(\d+)", txt)
                 if m:
@@ -397,15 +445,16 @@ def wait_ready(serial, wl, vm_proc, timeout, log):
                 if time.time() - t_start > 30:
                     break
         time.sleep(0.005)
-    raise RuntimeError("guest not ready within %.0f s; serial: %r"
-                       % (timeout, serial.text()[-300:]))
+    raise GuestNotReady("guest not ready within %.0f s; serial: %r"
+                        % (timeout, serial.text()[-300:]))
 
 
 def run_trial(vmm, mode, wl, ram, downtime_ms, args, guests, log):
     tmp = tempfile.mkdtemp(prefix="gw-bench-")
     trial = {"vmm": vmm.name, "mode": mode.name, "ram": ram,
              "workload": wl.name, "downtime_limit": downtime_ms,
-             "transport": args.transport}
+             "transport": args.transport,
+             "load1": round(os.getloadavg()[0], 2)}
     procs = []
     qmps = []
     try:
@@ -488,12 +537,29 @@ def run_trial(vmm, mode, wl, ram, downtime_ms, args, guests, log):
                 status = "source-died"
                 break
         trial["wall_s"] = time.monotonic() - t0
+        trial["switched"] = sq.find_event(
+            "MIGRATION",
+            lambda e: e["data"]["status"] == "postcopy-active") is not None
+        if state.get("postcopy_started"):
+            trial["switch_request_s"] = round(
+                state["postcopy_started"] - (time.time() - trial["wall_s"]), 4)
         # Pass timeline (s after migrate), for looking into slow rows.
         t_mig = time.time() - trial["wall_s"]
         trial["pass_times_s"] = [
             round(event_time(e) - t_mig, 4) for e in sq.events
             if e["event"] == "MIGRATION_PASS"]
 
+        if status == "timeout" and trial["switched"]:
+            # Past the switch there is no cancel: the guest runs on the
+            # destination. Record how far it got; teardown kills both.
+            trial["status"] = "timeout-postcopy"
+            last = sq.cmd("query-migrate")
+            trial["progress"] = last
+            ram_i = (last or {}).get("ram", {})
+            trial["transferred"] = ram_i.get("transferred")
+            trial["error"] = "still %s after %.0f s" % (last.get("status"),
+                                                        args.timeout)
+            return trial
         if status == "timeout":
             last = sq.cmd("query-migrate")
             try:
@@ -556,10 +622,17 @@ def run_trial(vmm, mode, wl, ram, downtime_ms, args, guests, log):
 
         trial["check"] = check_destination(dq, d_serial, ser, wl, trial,
                                            args)
+        if mode.postcopy and not trial["switched"]:
+            # Precopy converged before the switch request took effect:
+            # the row then says nothing about postcopy.
+            note = "no switch (completed in precopy)"
+            trial["check"] = note if trial["check"] == "ok" else \
+                trial["check"] + "; " + note
         return trial
     except (QMPError, RuntimeError, OSError) as e:
         trial["status"] = "error"
         trial["error"] = str(e)
+        trial["retryable"] = isinstance(e, GuestNotReady)
         return trial
     finally:
         for q in qmps:
@@ -730,12 +803,87 @@ def floor_memcpy():
     return best, "python buffer copy"
 
 
-def measure_floors(log):
+# CPU placements of the UFFDIO_COPY floor: (name, CPU of the faulting
+# process, CPU of the peer); -1 = free, as the VMMs run.
+UFFD_PLACEMENTS = [("free", -1, -1), ("one core", 0, 0), ("two cores", 0, 1)]
+
+
+def build_uffd_floor(tmp):
+    """Compile bench/uffd-floor.c with the system cc; (path, None) or
+    (None, why not)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return None, "no C compiler"
+    try:
+        glib = subprocess.run(["pkg-config", "--cflags", "--libs",
+                               "glib-2.0"], capture_output=True, text=True,
+                              check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None, "pkg-config glib-2.0 failed"
+    exe = os.path.join(tmp, "uffd-floor")
+    r = subprocess.run([cc, "-std=c11", "-O2", "-D_GNU_SOURCE", "-pthread",
+                        "-I" + os.path.join(SRC_ROOT, "include"),
+                        "-o", exe, os.path.join(HERE, "uffd-floor.c")] +
+                       glib, capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, "cc failed: " + r.stderr.strip()[-300:]
+    return exe, None
+
+
+def floor_uffd(transports, pages, runs, log):
+    """One 4 KiB page from a peer process into UFFDIO_COPY, per transport
+    and CPU placement: the run with the median place_p50 of `runs`."""
+    tmp = tempfile.mkdtemp(prefix="gw-bench-uffd-")
+    out = {}
+    try:
+        exe, why = build_uffd_floor(tmp)
+        if exe is None:
+            out["error"] = why
+            return out
+        ncpu = os.cpu_count() or 1
+        for tr in transports:
+            for name, a, b in UFFD_PLACEMENTS:
+                if max(a, b) >= ncpu:
+                    continue
+                got = []
+                for _ in range(runs):
+                    r = subprocess.run([exe, tr, str(pages), str(a), str(b)],
+                                       capture_output=True, text=True,
+                                       timeout=120)
+                    if r.returncode != 0:
+                        out.setdefault("errors", []).append(
+                            r.stderr.strip())
+                        continue
+                    kv = dict(f.split("=", 1) for f in r.stdout.split())
+                    got.append({k: float(v) for k, v in kv.items()
+                                if k.endswith("_us")})
+                if got:
+                    got.sort(key=lambda g: g["place_p50_us"])
+                    med = got[len(got) // 2]
+                    med["runs"] = len(got)
+                    med["pages"] = pages
+                    out["%s/%s" % (tr, name)] = med
+                    log("   uffd floor %s %-9s place p50 %.1f us, fault "
+                        "p50 %.1f us" % (tr, name, med["place_p50_us"],
+                                         med["fault_p50_us"]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def measure_floors(log, args):
     floors = {}
     log("floors: measuring loopback TCP, unix socket and memcpy ...")
-    floors["tcp_Bps"] = max(floor_socket(socket.AF_INET) for _ in range(2))
-    floors["unix_Bps"] = max(floor_socket(socket.AF_UNIX) for _ in range(2))
+    size = 512 * MiB if args.quick else 2 * GiB
+    floors["tcp_Bps"] = max(floor_socket(socket.AF_INET, size)
+                            for _ in range(2))
+    floors["unix_Bps"] = max(floor_socket(socket.AF_UNIX, size)
+                             for _ in range(2))
     floors["memcpy_Bps"], floors["memcpy_how"] = floor_memcpy()
+    if any(m.postcopy for m in ACTIVE_MODES) or args.uffd_floor:
+        log("floors: one page from a peer process into UFFDIO_COPY ...")
+        floors["uffd"] = floor_uffd(["unix", "tcp"], args.floor_pages,
+                                    1 if args.quick else 3, log)
     return floors
 
 
@@ -766,10 +914,20 @@ def aggregate(trials):
         return agg
     agg["status"] = "completed" if len(done) == len(trials) else \
         "%d/%d done" % (len(done), len(trials))
-    for k in NUMERIC + [m[0] for m in extra_metric_defs()]:
-        vals = [t[k] for t in done if t.get(k) is not None]
+    # Latency percentiles of a run with a handful of faults say little;
+    # take them from the runs with at least 10 when there are such runs.
+    many = [t for t in done if (t.get("remote_faults") or 0) >= 10]
+    for k in NUMERIC + [m[0] for m in extra_metric_defs()] + \
+            ["fault_latency_avg_us", "remote_faults", "postcopy_bytes"]:
+        src = many if many and k.startswith("fault_") else done
+        vals = [t[k] for t in src if t.get(k) is not None]
         if vals:
             agg[k] = statistics.median(vals)
+    dists = [t["latency_dist"] for t in done if t.get("latency_dist")]
+    if dists:
+        agg["latency_dist"] = [sum(col) for col in zip(*dists)]
+    agg["switched"] = sum(1 for t in done if t.get("switched"))
+    agg["load1"] = statistics.median(t.get("load1", 0) for t in trials)
     for side in ("split_src", "split_dst"):
         splits = [t[side] for t in done if isinstance(t.get(side), dict)]
         if splits:
@@ -813,43 +971,21 @@ def ratio(a, b):
     return "%.2f" % (a / b)
 
 
-def print_table(results, have_qemu, out):
-    extra = extra_metric_defs()
-    hdr = ["mode", "RAM", "workload", "DL", "VMM", "status", "total ms",
-           "down ms", "gap ms", "setup ms", "MiB sent", "passes", "Mbit/s",
-           "dirty MiB/s"] + [h for _, h, _ in extra] + \
-        ["T ratio", "D ratio", "gap ratio", "check"]
-    rows = []
-    for key, per_vmm in results:
-        mode, ram, wl, dl = key
-        q = per_vmm.get("qemu")
-        for vname in ("godwit", "qemu"):
-            a = per_vmm.get(vname)
-            if a is None:
-                continue
-            row = [mode, "%dG" % (ram // GiB), wl, "%d" % dl, vname,
-                   a["status"],
-                   fmt(a.get("total_ms")), fmt(a.get("downtime_ms")),
-                   fmt(a.get("gap_ms"), "%.1f"), fmt(a.get("setup_ms")),
-                   fmt(a["transferred"] / MiB if a.get("transferred")
-                       is not None else None, "%.1f"),
-                   fmt(a.get("passes")), fmt(a.get("mbps")),
-                   fmt(a.get("dirty_mibps"))]
-            row += [fmt(a.get(k), f) for k, _, f in extra]
-            if vname == "godwit" and q is not None:
-                row += [ratio(a.get("total_ms"), q.get("total_ms")),
-                        ratio(a.get("downtime_ms"), q.get("downtime_ms")),
-                        ratio(a.get("gap_ms"), q.get("gap_ms"))]
-            else:
-                row += ["", "", ""]
-            row.append(a.get("check", a.get("error", "")) or "")
-            rows.append(row)
+def floor_p50(floors, transport):
+    """The UFFDIO_COPY floor comparable to godwit's fault latency (read of
+    the fault to the page placed), same transport, CPUs free as the VMMs."""
+    f = (floors or {}).get("uffd", {}).get("%s/free" % transport)
+    return f.get("place_p50_us") if f else None
+
+
+def _table(rows, hdr, out):
     widths = [max(len(str(r[i])) for r in rows + [hdr])
               for i in range(len(hdr) - 1)]
-    line = lambda r: "  ".join(str(c).rjust(w) if i >= 3 else
-                               str(c).ljust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))) \
-        + "  " + str(r[-1])
+
+    def line(r):
+        return "  ".join(str(c).rjust(w) if i >= 3 else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))) \
+            + "  " + str(r[-1])
     print(line(hdr), file=out)
     print("-" * (sum(widths) + 2 * len(widths) + 5), file=out)
     last = None
@@ -858,6 +994,79 @@ def print_table(results, have_qemu, out):
             print("", file=out)
         print(line(r), file=out)
         last = r
+
+
+def _rows(results, postcopy, floor, have_qemu):
+    rows = []
+    for key, per_vmm in results:
+        mode, ram, wl, dl = key
+        if MODES[mode].postcopy != postcopy:
+            continue
+        q = per_vmm.get("qemu")
+        for vname in ("godwit", "qemu"):
+            a = per_vmm.get(vname)
+            if a is None:
+                continue
+            sent = a["transferred"] / MiB if a.get("transferred") \
+                is not None else None
+            row = [mode, "%dG" % (ram // GiB), wl, "%d" % dl, vname,
+                   a["status"], fmt(a.get("total_ms")),
+                   fmt(a.get("downtime_ms")), fmt(a.get("gap_ms"), "%.1f")]
+            if not postcopy:
+                row += [fmt(a.get("setup_ms")), fmt(sent, "%.1f"),
+                        fmt(a.get("passes")), fmt(a.get("mbps")),
+                        fmt(a.get("dirty_mibps"))]
+            else:
+                row += [fmt(sent, "%.1f"), fmt(a.get("passes")),
+                        fmt(a.get("dirty_mibps"))]
+                for k, _, f in _POSTCOPY_METRICS:
+                    v = a.get(k)
+                    # QEMU 7.2 reports no fault latency: say so, not "-".
+                    row.append("n/a" if v is None and vname == "qemu" and
+                               k.startswith("fault_") else fmt(v, f))
+            if vname == "godwit" and q is not None:
+                row += [ratio(a.get("total_ms"), q.get("total_ms")),
+                        ratio(a.get("downtime_ms"), q.get("downtime_ms")),
+                        ratio(a.get("gap_ms"), q.get("gap_ms"))]
+            else:
+                row += ["", "", ""]
+            if postcopy:
+                row.append(ratio(a.get("fault_p50_us"), floor)
+                           if a.get("fault_p50_us") is not None else "")
+            chk = a.get("check", a.get("error", "")) or ""
+            if postcopy and a.get("completed") and \
+                    0 < a.get("switched", 0) < a["completed"]:
+                chk = "switched in %d of %d runs; %s" % (
+                    a["switched"], a["completed"], chk)
+            row.append(chk)
+            rows.append(row)
+    return rows
+
+
+def print_table(results, have_qemu, out, floors=None, transport="unix"):
+    floor = floor_p50(floors, transport)
+    pre = _rows(results, False, floor, have_qemu)
+    if pre:
+        _table(pre, ["mode", "RAM", "workload", "DL", "VMM", "status",
+                     "total ms", "down ms", "gap ms", "setup ms", "MiB sent",
+                     "passes", "Mbit/s", "dirty MiB/s", "T ratio", "D ratio",
+                     "gap ratio", "check"], out)
+    post = _rows(results, True, floor, have_qemu)
+    if post:
+        if pre:
+            print("", file=out)
+        print("Postcopy: down = switchover downtime (source), req = "
+              "postcopy-requests (source),\nblk = postcopy-blocktime "
+              "(destination), p50/p99/max = remote fault latency "
+              "(destination,\nx-postcopy-latency-percentiles; QEMU 7.2 "
+              "reports none), p50/floor = p50 / UFFDIO_COPY floor\n"
+              "(%s, CPUs free: %s us)\n" %
+              (transport, fmt(floor, "%.1f")), file=out)
+        _table(post, ["mode", "RAM", "workload", "DL", "VMM", "status",
+                      "total ms", "down ms", "gap ms", "MiB sent", "passes",
+                      "dirty MiB/s"] + [h for _, h, _ in _POSTCOPY_METRICS] +
+               ["T ratio", "D ratio", "gap ratio", "p50/floor", "check"],
+               out)
     if not have_qemu:
         print("\nQEMU not found: godwit-only rows, no ratios.", file=out)
 
@@ -871,18 +1080,47 @@ def print_table(results, have_qemu, out):
         split_rows.append([key[0], "%dG" % (key[1] // GiB), key[2],
                            "%d" % key[3]] +
                           ["%.2f" % s.get(k, 0) for k in
-                           ("sync", "pages", "state", "flush")] +
+                           ("stop", "sync", "pages", "state", "flush")] +
                           [fmt(d.get("load"), "%.2f"),
                            fmt(a.get("downtime_ms")),
                            fmt(a.get("gap_ms"), "%.1f")])
     if split_rows:
-        sh = ["mode", "RAM", "workload", "DL", "src sync", "src pages",
+        sh = ["mode", "RAM", "workload", "DL", "src stop", "src sync",
+              "src pages",
               "src state", "src flush", "dst load", "downtime", "gap"]
         w = [max(len(r[i]) for r in split_rows + [sh]) for i in range(len(sh))]
-        print("\ngodwit x-downtime-split (ms, medians):", file=out)
+        print("\ngodwit x-downtime-split (ms, medians; stop = pausing the "
+              "vCPUs, before the STOP event;\npostcopy: pages = the discard "
+              "list, state = the package):", file=out)
         print("  ".join(c.rjust(x) for c, x in zip(sh, w)), file=out)
         for r in split_rows:
             print("  ".join(c.rjust(x) for c, x in zip(r, w)), file=out)
+
+    dist_rows = []
+    for key, per_vmm in results:
+        a = per_vmm.get("godwit")
+        if not a or not a.get("latency_dist"):
+            continue
+        d = a["latency_dist"]
+        cells = ["%s:%d" % (_bucket_name(i), n) for i, n in enumerate(d) if n]
+        dist_rows.append("%-20s %-3s %-8s %4d  %s" % (
+            key[0], "%dG" % (key[1] // GiB), key[2], key[3],
+            " ".join(cells)))
+    if dist_rows:
+        print("\ngodwit postcopy-latency-dist (remote faults per latency "
+              "bucket, all runs summed;\nbucket '8us' = [8, 16) us):",
+              file=out)
+        for r in dist_rows:
+            print(r, file=out)
+
+
+def _bucket_name(i):
+    v = 1 << i
+    if v >= 1000000:
+        return "%gs" % (v / 1e6)
+    if v >= 1000:
+        return "%gms" % (v / 1e3)
+    return "%dus" % v
 
 
 def print_floors(floors, results, out):
@@ -894,6 +1132,32 @@ def print_floors(floors, results, out):
         if k in f:
             print("  %-28s %8.0f MiB/s  %8.0f Mbit/s" %
                   (name, f[k] / MiB, f[k] * 8 / 1e6), file=out)
+    u = f.get("uffd")
+    if u:
+        if u.get("error"):
+            print("  UFFDIO_COPY floor: not measured (%s)" % u["error"],
+                  file=out)
+            return
+        print("  one 4 KiB page from a peer process into UFFDIO_COPY, us "
+              "(median run of %d,\n  %d pages each): place = fault read to "
+              "page placed (as godwit times it),\n  fault = touch to "
+              "resume in the faulting thread" %
+              (max(v.get("runs", 0) for v in u.values()
+                   if isinstance(v, dict)),
+               max(v.get("pages", 0) for v in u.values()
+                   if isinstance(v, dict))), file=out)
+        print("    %-5s %-10s %9s %9s %9s %9s" % (
+            "", "CPUs", "place p50", "place p99", "fault p50", "fault p99"),
+            file=out)
+        for k, v in u.items():
+            if not isinstance(v, dict):
+                continue
+            tr, pl = k.split("/", 1)
+            print("    %-5s %-10s %9.1f %9.1f %9.1f %9.1f" % (
+                tr, pl, v["place_p50_us"], v["place_p99_us"],
+                v["fault_p50_us"], v["fault_p99_us"]), file=out)
+        for e in u.get("errors", [])[:3]:
+            print("  uffd-floor: %s" % e, file=out)
 
 
 # ---------------------------------------------------------------------------
@@ -906,11 +1170,68 @@ def parse_size(s):
         m.group(2).lower()]
 
 
+def report(files, out):
+    """Reprint the tables from JSON results: rows of later files replace
+    the same rows (mode, RAM, workload, limit) of earlier ones, so noisy
+    rows can be rerun alone and merged into the table of a full run."""
+    rows = {}
+    order = []
+    docs = []
+    for path in files:
+        with open(path) as f:
+            doc = json.load(f)
+        docs.append(doc)
+        for m in doc["args"]["modes"].split(","):
+            if MODES[m] not in ACTIVE_MODES:
+                ACTIVE_MODES.append(MODES[m])
+        # Aggregate again from the runs (a failed boot that was retried
+        # did not count at run time and does not here).
+        per = {}
+        for t in doc["trials"]:
+            if t.get("status") == "error" and t.get("retryable"):
+                continue
+            key = (t["mode"], t["ram"], t["workload"], t["downtime_limit"])
+            per.setdefault(key, {}).setdefault(t["vmm"], []).append(t)
+        for key, vm in per.items():
+            if key not in rows:
+                order.append(key)
+            rows[key] = {v: aggregate(ts) for v, ts in vm.items()}
+    mode_order = list(MODES)
+    wl_order = ["idle", "ws256", "wholeram"]
+    order.sort(key=lambda k: (mode_order.index(k[0]), k[1],
+                              wl_order.index(k[2]) if k[2] in wl_order
+                              else 9, -k[3]))
+    results = [(k, rows[k]) for k in order]
+    first = docs[0]
+    have_qemu = any("qemu" in v for v in rows.values())
+    print("Merged from %s; floors from the first file." % ", ".join(files),
+          file=out)
+    for path, doc in zip(files, docs):
+        a = doc["args"]
+        ld = doc.get("load", {})
+        print("  %s: repeat %s, modes %s, RAM %s, workloads %s, load "
+              "%s -> %s" % (path, a.get("repeat"), a.get("modes"),
+                            a.get("ram"), a.get("workloads"),
+                            " ".join("%.2f" % x for x in ld.get("start", [])),
+                            " ".join("%.2f" % x for x in ld.get("end", []))),
+              file=out)
+    print("", file=out)
+    print_table(results, have_qemu, out, first.get("floors"),
+                first["args"].get("transport", "unix"))
+    if first.get("floors"):
+        print_floors(first["floors"], results, out)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--report":
+        if len(sys.argv) < 3:
+            sys.exit("usage: migrate-bench.py --report RESULTS.json...")
+        report(sys.argv[2:], sys.stdout)
+        return
     ap = argparse.ArgumentParser(
         description="godwit vs QEMU live-migration benchmark "
                     "(docs/devel/benchmarks.md)")
-    ap.add_argument("--build", default=os.path.join(SRC_ROOT, "build-bench"),
+    ap.add_argument("--build", default=os.path.join(SRC_ROOT, "build"),
                     help="godwit build directory (default: %(default)s)")
     ap.add_argument("--godwit", help="godwit binary (default: BUILD/godwit)")
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64"),
@@ -920,18 +1241,44 @@ def main():
                     default=QEMU_UNLIMITED_BW,
                     help="max-bandwidth given to QEMU, B/s "
                          "(default: %(default)s)")
-    ap.add_argument("--ram", default="1G,4G",
-                    help="comma-separated RAM sizes (default: %(default)s)")
-    ap.add_argument("--workloads", default="idle,ws256,wholeram")
-    ap.add_argument("--modes", default="precopy",
-                    help="comma-separated, from: " + ", ".join(MODES))
-    ap.add_argument("--downtime-limits", default="300,10",
-                    help="downtime-limit values in ms (default: %(default)s)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a quick look: 1 run, 1G only, downtime-limit 300, "
+                         "smaller floors (explicit options still win)")
+    ap.add_argument("--ram", default=None,
+                    help="comma-separated RAM sizes (default: 1G,4G)")
+    ap.add_argument("--workloads", default="ws256,wholeram",
+                    help="from idle, ws256, wholeram (default: %(default)s)")
+    ap.add_argument("--modes",
+                    default="precopy,postcopy-after-pass,postcopy-pure",
+                    help="comma-separated, from: %s (default: %%(default)s)"
+                    % ", ".join(MODES))
+    ap.add_argument("--downtime-limits", default=None,
+                    help="downtime-limit values in ms for precopy "
+                         "(default: 300,10)")
+    ap.add_argument("--postcopy-downtime-limits", default=None,
+                    help="downtime-limit values in ms for postcopy-pure "
+                         "(default: 300; it switches before any limit "
+                         "matters)")
+    ap.add_argument("--after-pass-downtime-limits", default=None,
+                    help="downtime-limit values in ms for "
+                         "postcopy-after-pass (default: 300,1: at 300 "
+                         "precopy may converge at the end of the first "
+                         "pass, before the switch; 1 keeps it from "
+                         "converging, so the switch always happens)")
+    ap.add_argument("--floor-pages", type=int, default=None,
+                    help="pages per UFFDIO_COPY floor run (default: 2000)")
+    ap.add_argument("--uffd-floor", action="store_true",
+                    help="measure the UFFDIO_COPY floor even without a "
+                         "postcopy mode")
+    ap.add_argument("--floors-only", action="store_true",
+                    help="measure and print the floors, no migrations")
     ap.add_argument("--ws-rate", type=int, default=256,
                     help="dirty rate of the 256 MiB working set, MiB/s "
                          "(default: %(default)s)")
     ap.add_argument("--transport", choices=("unix", "tcp"), default="unix")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="runs per row, the table shows medians "
+                         "(default: 3; --quick: 1)")
     ap.add_argument("--repeat-no-converge", action="store_true",
                     help="repeat rows whose first run did not converge "
                          "(by default they run once: the result is the same)")
@@ -945,7 +1292,20 @@ def main():
     ap.add_argument("--keep-tmp", action="store_true",
                     help="keep each trial's temp dir (serial logs, stderr)")
     ap.add_argument("-q", "--quiet", action="store_true")
+    ap.add_argument("--report", metavar="JSON", nargs="+",
+                    help="only reprint the tables from result files (must "
+                         "come first); rows of later files replace those "
+                         "of earlier ones")
     args = ap.parse_args()
+    quick = {"repeat": 1, "ram": "1G", "downtime_limits": "300",
+             "postcopy_downtime_limits": "300",
+             "after_pass_downtime_limits": "1", "floor_pages": 500}
+    full = {"repeat": 3, "ram": "1G,4G", "downtime_limits": "300,10",
+            "postcopy_downtime_limits": "300",
+            "after_pass_downtime_limits": "300,1", "floor_pages": 2000}
+    for k, v in (quick if args.quick else full).items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
 
     log = (lambda *a: None) if args.quiet else \
         (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -959,6 +1319,26 @@ def main():
                      "'ninja -C %s' first." % (p, args.build))
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         sys.exit("migrate-bench: /dev/kvm is not accessible.")
+    # Run copies: a rebuild of the tree during a long run (other work on the
+    # same build dir) must neither break a trial nor mix two binaries.
+    snap = tempfile.mkdtemp(prefix="gw-bench-bin-")
+    atexit.register(shutil.rmtree, snap, True)
+    build_info = {"godwit": godwit,
+                  "godwit_mtime": time.strftime(
+                      "%Y-%m-%d %H:%M:%S",
+                      time.localtime(os.path.getmtime(godwit)))}
+    try:
+        build_info["commit"] = subprocess.run(
+            ["git", "-C", SRC_ROOT, "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True).stdout.strip()
+        build_info["dirty"] = bool(subprocess.run(
+            ["git", "-C", SRC_ROOT, "status", "--porcelain", "-uno"],
+            capture_output=True, text=True).stdout.strip())
+    except OSError:
+        pass
+    godwit = shutil.copy2(godwit, os.path.join(snap, "godwit"))
+    guests = {g: shutil.copy2(p, os.path.join(snap, g + ".elf"))
+              for g, p in guests.items()}
 
     vmms = []
     want = args.vmms.split(",")
@@ -984,16 +1364,22 @@ def main():
             sys.exit("migrate-bench: unknown workload %r" % w)
         wls.append(workloads[w])
     rams = [parse_size(r) for r in args.ram.split(",")]
-    dls = [int(x) for x in args.downtime_limits.split(",")]
+    def dl_list(mode):
+        return [int(x) for x in getattr(args, mode.dl_option).split(",")]
 
-    floors = {} if args.no_floors else measure_floors(log)
+    load_start = os.getloadavg()
+    t_start = time.time()
+    floors = {} if args.no_floors else measure_floors(log, args)
+    if args.floors_only:
+        print_floors(floors, [], sys.stdout)
+        return
 
     results = []
     all_trials = []
     for mode in ACTIVE_MODES:
         for ram in rams:
             for wl in wls:
-                for dl in dls:
+                for dl in dl_list(mode):
                     key = (mode.name, ram, wl.name, dl)
                     per_vmm = {}
                     for vmm in vmms:
@@ -1004,12 +1390,31 @@ def main():
                                  dl, i + 1, args.repeat))
                             t = run_trial(vmm, mode, wl, ram, dl, args,
                                           guests, log)
+                            for _ in range(2):
+                                if t.get("status") != "error" or \
+                                        not t.get("retryable"):
+                                    break
+                                # A host hiccup before the migration: up
+                                # to two more tries, the failed ones kept
+                                # in the JSON.
+                                log("   -> %s; once more" % t["error"])
+                                all_trials.append(t)
+                                t = run_trial(vmm, mode, wl, ram, dl, args,
+                                              guests, log)
+                                t["retry_of_error"] = True
                             log("   -> %s total=%s down=%s gap=%s "
-                                "passes=%s %s" %
+                                "passes=%s%s load=%.1f %s" %
                                 (t.get("status"), t.get("total_ms"),
                                  t.get("downtime_ms"),
                                  fmt(t.get("gap_ms"), "%.1f"),
                                  t.get("passes"),
+                                 "" if not mode.postcopy else
+                                 " req=%s blk=%s p50=%s p99=%s" % (
+                                     t.get("postcopy_requests"),
+                                     t.get("blocktime_ms"),
+                                     fmt(t.get("fault_p50_us"), "%.1f"),
+                                     fmt(t.get("fault_p99_us"), "%.1f")),
+                                 t.get("load1", 0),
                                  t.get("check", t.get("error", ""))))
                             trials.append(t)
                             all_trials.append(t)
@@ -1020,15 +1425,26 @@ def main():
                     results.append((key, per_vmm))
 
     out = sys.stdout
+    load_end = os.getloadavg()
     print("\nMigration benchmark: %s transport, max-bandwidth unlimited "
           "(godwit 0, QEMU %d B/s), medians of %d run(s), timeout %.0f s" %
           (args.transport, args.qemu_max_bandwidth, args.repeat,
            args.timeout),
           file=out)
+    print("%s; %.0f min; load average (1/5/15 min) at start %.2f %.2f "
+          "%.2f, at end %.2f %.2f %.2f; %d CPUs" %
+          (time.strftime("%Y-%m-%d %H:%M", time.localtime(t_start)),
+           (time.time() - t_start) / 60, *load_start, *load_end,
+           os.cpu_count() or 0), file=out)
+    print("godwit: %s (built %s), tree at %s%s" % (
+        build_info["godwit"], build_info["godwit_mtime"],
+        build_info.get("commit", "?"),
+        " plus uncommitted changes" if build_info.get("dirty") else ""),
+        file=out)
     print("DL = downtime-limit ms; gap = source STOP to destination RESUME "
           "(event timestamps); ratios = godwit/QEMU (< 1: godwit better)\n",
           file=out)
-    print_table(results, have_qemu, out)
+    print_table(results, have_qemu, out, floors, args.transport)
     if floors:
         print_floors(floors, results, out)
 
@@ -1038,6 +1454,8 @@ def main():
         "args": vars(args),
         "qemu": args.qemu if have_qemu else None,
         "floors": floors,
+        "load": {"start": load_start, "end": load_end},
+        "build": build_info,
         "rows": [{"mode": k[0], "ram": k[1], "workload": k[2],
                   "downtime_limit": k[3], "results": v}
                  for k, v in results],
