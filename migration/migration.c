@@ -41,7 +41,7 @@
 #define RATE_WINDOW_MS      100     /* rate-limit accounting window */
 #define AUTOCONVERGE_PERIOD_MS 1000
 #define RP_WAIT_SETUP_MS    30000   /* PONG from a destination that accepted us */
-#define POSTCOPY_SNDBUF     (64 * 1024)
+#define POSTCOPY_SNDBUF     (32 * 1024)
 #define CONVERGE_FLOOR_BYTES (1 << 20)   /* below this a further pass gains nothing */
 #define CONVERGE_MAX_PASSES 50
 #define CONVERGE_GOOD_MS    5         /* a stop this short is not worth more passes */
@@ -359,6 +359,12 @@ typedef struct RateWindow {
 static bool rate_budget_spent(void *opaque)
 {
     RateWindow *w = opaque;
+
+    /* A pending postcopy switch ends the iteration at once (the switch is due). */
+    if (!w->ms->in_postcopy &&
+        __atomic_load_n(&w->ms->postcopy_requested, __ATOMIC_ACQUIRE)) {
+        return true;
+    }
     uint64_t bw = w->ms->in_postcopy ?
         __atomic_load_n(&migrate_params.max_postcopy_bandwidth, __ATOMIC_RELAXED) :
         __atomic_load_n(&migrate_params.max_bandwidth, __ATOMIC_RELAXED);

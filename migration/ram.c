@@ -40,7 +40,7 @@
  * background data is already buffered: smaller runs, each flushed, keep
  * that backlog (and so the fault latency) short.
  */
-#define SEND_RUN_MAX_POSTCOPY 32
+#define SEND_RUN_MAX_POSTCOPY 16
 #define ITERATE_MAX_NS     (50 * 1000 * 1000)     /* give the loop a look-in */
 
 typedef struct RAMState {
@@ -436,10 +436,11 @@ static void ram_drop_requests(RAMState *rs)
 }
 
 /*
- * Send the pages of a request now, whatever their dirty bit: the VM is
- * stopped, so the source's memory is final, and a page the destination asks
- * for is one it does not have (never sent, discarded, or never populated
- * here, which reads as zero).
+ * Send the pages of a request that are still to send. After the switch the
+ * destination lacks exactly the pages whose bit was set at the switch (every
+ * other page went in precopy, never-populated ones as zero records); a
+ * requested page whose bit is clear has been sent since and is on its way,
+ * so sending it again would only delay the pages behind it.
  */
 static void ram_send_forced(RAMState *rs, MigStream *s, uint64_t offset, uint64_t len)
 {
@@ -447,10 +448,11 @@ static void ram_send_forced(RAMState *rs, MigStream *s, uint64_t offset, uint64_
 
     for (uint64_t p = offset / GW_PAGE_SIZE; p < (offset + len) / GW_PAGE_SIZE; p++) {
         uint8_t *host = rs->rb->host + p * GW_PAGE_SIZE;
-        if (test_bit(rs->bmap, p)) {
-            clear_bit(rs->bmap, p);
-            rs->dirty--;
+        if (!test_bit(rs->bmap, p)) {
+            continue;
         }
+        clear_bit(rs->bmap, p);
+        rs->dirty--;
         migration_stats_lock();
         if (ram_page_is_zero(rs, p)) {
             ram_put_zero(s, &rs->writer, rs->rb->name, p * GW_PAGE_SIZE, 1);
@@ -554,7 +556,7 @@ static int ram_save_iterate(MigStream *s, void *opaque, GError **errp)
         if (rs->budget && rs->budget(rs->budget_opaque)) {
             break;
         }
-        if ((++n & 63) == 0 && gw_clock_ns() - start > ITERATE_MAX_NS) {
+        if ((++n & 7) == 0 && gw_clock_ns() - start > ITERATE_MAX_NS) {
             break;
         }
         uint64_t page = find_next_bit(rs->bmap, rs->npages, rs->pos);
