@@ -6,6 +6,7 @@
  * leaves. Output with no client is dropped.
  */
 #include "qemu/osdep.h"
+#include "qemu/sockets.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -137,85 +138,14 @@ static const ChardevOps socket_ops = {
     .close = socket_close,
 };
 
-static int socket_listen_unix(const char *path, GError **errp)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    int fd;
-
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        error_setg(errp, "chardev: unix socket path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(sun.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "chardev: socket");
-        return -1;
-    }
-    /* A stale socket file from an earlier run would make bind fail. */
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        error_setg_errno(errp, errno, "chardev: could not bind to '%s'", path);
-        close(fd);
-        return -1;
-    }
-    if (listen(fd, 4) < 0) {
-        error_setg_errno(errp, errno, "chardev: could not listen on '%s'", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int socket_listen_tcp(const char *host, const char *port, GError **errp)
-{
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_PASSIVE,
-    };
-    struct addrinfo *res, *ai;
-    int rc, fd = -1, saved = 0;
-
-    rc = getaddrinfo(host && *host ? host : NULL, port, &hints, &res);
-    if (rc != 0) {
-        error_setg(errp, "chardev: address '%s:%s' not resolved: %s",
-                   host ? host : "", port, gai_strerror(rc));
-        return -1;
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        int one = 1;
-
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4) == 0) {
-            break;
-        }
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg_errno(errp, saved, "chardev: could not listen on '%s:%s'",
-                         host ? host : "", port);
-    }
-    return fd;
-}
-
 Chardev *chardev_socket_new(const char *id, bool is_unix, const char *path,
                             const char *host, const char *port, bool wait,
                             GError **errp)
 {
     g_autofree char *label = is_unix ? g_strdup_printf("unix:%s", path)
                                      : g_strdup_printf("tcp:%s:%s", host ? host : "", port);
-    int fd = is_unix ? socket_listen_unix(path, errp)
-                     : socket_listen_tcp(host, port, errp);
+    int fd = is_unix ? gw_listen_unix(path, 4, errp)
+                     : gw_listen_tcp(host, port, 4, NULL, NULL, errp);
     SocketState *s;
     Chardev *chr;
 

@@ -6,6 +6,7 @@
  * requests.
  */
 #include "qemu/osdep.h"
+#include "qemu/sockets.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -185,97 +186,22 @@ int socket_listen_tcp(const char *hostport, char **actual, int *port_out,
 {
     g_autofree char *host = NULL;
     g_autofree char *port = NULL;
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_PASSIVE,
-    };
-    struct addrinfo *res;
-    int err = 0;
 
     if (!parse_hostport(hostport, &host, &port, errp)) {
         return -1;
     }
-    int r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (r) {
-        error_setg(errp, "address resolution failed for %s:%s: %s", host,
-                   port, gai_strerror(r));
-        return -1;
-    }
-    /* Prefer IPv6 wildcard (dual-stack) for an empty host; else first that binds. */
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family,
-                    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (ai->ai_family == AF_INET6) {
-            int zero = 0;
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-        }
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, 1) == 0) {
-            break;
-        }
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg(errp, "Failed to bind socket to '%s:%s': %s", host, port,
-                   g_strerror(err));
-        return -1;
-    }
-
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
-        getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof(hbuf), pbuf,
-                    sizeof(pbuf), NI_NUMERICHOST | NI_NUMERICSERV)) {
-        error_setg_errno(errp, errno, "Failed to read the bound address");
-        close(fd);
-        return -1;
-    }
-    if (port_out) {
-        *port_out = atoi(pbuf);
-    }
-    if (actual) {
-        /* Keep the host as the user wrote it (e.g. "localhost"). */
-        const char *h = host[0] ? host : hbuf;
-        *actual = strchr(h, ':') ? g_strdup_printf("[%s]:%s", h, pbuf)
-                                 : g_strdup_printf("%s:%s", h, pbuf);
-    }
-    return fd;
+    return gw_listen_tcp(host, port, 1, actual, port_out, errp);
 }
 
 int socket_listen_unix(const char *path, GError **errp)
 {
     struct sockaddr_un sun;
 
+    /* fill_sun gives the transport's own message for a bad path. */
     if (!fill_sun(&sun, path, errp)) {
         return -1;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Failed to create socket");
-        return -1;
-    }
-    /* A stale socket file from an earlier run would make bind fail. */
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        listen(fd, 1) < 0) {
-        error_setg(errp, "Failed to bind socket to '%s': %s", path,
-                   g_strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return gw_listen_unix(path, 1, errp);
 }
 
 int socket_accept(int lfd, QIOCancel *cancel, GError **errp)

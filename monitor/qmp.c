@@ -8,6 +8,7 @@
  * GMainContext except qmp_event_emit(), which any thread may call.
  */
 #include "qemu/osdep.h"
+#include "qemu/sockets.h"
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -398,74 +399,6 @@ static gboolean listener_accept(gint fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-static int listen_unix(const char *path, GError **errp)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    int fd;
-
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        error_setg(errp, "UNIX socket path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(sun.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Failed to create a unix socket");
-        return -1;
-    }
-    /* A stale socket file from an earlier run would make bind() fail. */
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
-        close(fd);
-        return -1;
-    }
-    if (listen(fd, 8) < 0) {
-        error_setg_errno(errp, errno, "Failed to listen on socket %s", path);
-        close(fd);
-        unlink(path);
-        return -1;
-    }
-    return fd;
-}
-
-static int listen_tcp(const char *host, const char *port, GError **errp)
-{
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE,
-    };
-    struct addrinfo *res, *ai;
-    int rc, fd = -1, saved_errno = 0;
-
-    rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
-    if (rc != 0) {
-        error_setg(errp, "address resolution failed for %s:%s: %s", host, port,
-                   gai_strerror(rc));
-        return -1;
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        int one = 1;
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            saved_errno = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 8) == 0) {
-            break;
-        }
-        saved_errno = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg_errno(errp, saved_errno, "Failed to listen on %s:%s", host, port);
-    }
-    return fd;
-}
-
 /* "on"/"off"/"yes"/"no"/"true"/"false", as QEMU's option parser accepts. */
 static bool parse_onoff(const char *name, const char *val, bool *out, GError **errp)
 {
@@ -519,7 +452,7 @@ bool qmp_server_add(const char *spec, GError **errp)
 
     l = g_new0(QmpListener, 1);
     if (g_str_has_prefix(addr, "unix:")) {
-        fd = listen_unix(addr + 5, errp);
+        fd = gw_listen_unix(addr + 5, 8, errp);
         if (fd >= 0) {
             l->unix_path = g_strdup(addr + 5);
         }
@@ -538,7 +471,7 @@ bool qmp_server_add(const char *spec, GError **errp)
             memmove(host, host + 1, strlen(host) - 2);
             host[strlen(host) - 2] = '\0';
         }
-        fd = listen_tcp(host, colon + 1, errp);
+        fd = gw_listen_tcp(host, colon + 1, 8, NULL, NULL, errp);
     } else {
         error_setg(errp, "QMP socket '%s' is not of the form unix:PATH or tcp:HOST:PORT", spec);
         g_free(l);
