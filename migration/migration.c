@@ -112,7 +112,6 @@ static MigrationState mig_src = { .state = MIGRATION_STATUS_NONE };
 /* Run state the destination should end up in (the "runstate" record). */
 static char outgoing_runstate[32];
 
-bool migration_is_running(void);
 bool migration_is_running(void)
 {
     switch (g_atomic_int_get(&mig_src.state)) {

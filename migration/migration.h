@@ -41,6 +41,9 @@ static inline bool migrate_cap(MigrationCapability c)
 
 /* ---- state machines (migration.c) ---- */
 
+/* An outgoing migration is between setup and its end (any thread). */
+bool migration_is_running(void);
+
 /* Source-side statistics; written by the migration thread, read under stats_lock. */
 typedef struct MigrationStatsCounters {
     uint64_t duplicate;        /* zero pages */

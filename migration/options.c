@@ -54,8 +54,6 @@ static bool cap_supported(MigrationCapability c)
     }
 }
 
-bool migration_is_running(void);
-
 JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
 {
     JsonArray *caps = json_object_get_array_member(args, "capabilities");

@@ -344,13 +344,18 @@ static uint64_t ram_send_run(RAMState *rs, MigStream *s, uint64_t page)
     }
     rs->dirty -= end - page;
 
-    /* Split the run into zero and data stretches. */
+    /*
+     * Split the run into zero and data stretches. Each page is classified
+     * once: the page that ends a stretch starts the next (checking it again
+     * would read a never-populated page, whose one-shot mark is gone).
+     */
     uint64_t p = page;
+    bool zero = ram_page_is_zero(rs, p);
     while (p < end) {
         uint8_t *host = rs->rb->host + p * GW_PAGE_SIZE;
-        bool zero = ram_page_is_zero(rs, p);
         uint64_t q = p + 1;
-        while (q < end && ram_page_is_zero(rs, q) == zero) {
+        bool next_zero = zero;
+        while (q < end && (next_zero = ram_page_is_zero(rs, q)) == zero) {
             q++;
         }
         migration_stats_lock();
@@ -364,6 +369,7 @@ static uint64_t ram_send_run(RAMState *rs, MigStream *s, uint64_t page)
         }
         migration_stats_unlock();
         p = q;
+        zero = next_zero;
     }
     return end;
 }
@@ -925,17 +931,12 @@ static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType
     }
 }
 
-static void ram_save_cleanup(void *opaque)
-{
-    /* Bitmaps are freed by ram_stop_tracking() once the destination runs. */
-}
-
 static const SaveLiveOps ram_live_ops = {
     .save_setup = ram_save_setup,
     .save_iterate = ram_save_iterate,
     .save_complete = ram_save_complete,
     .save_pending = ram_save_pending,
-    .save_cleanup = ram_save_cleanup,
+    /* No save_cleanup: ram_stop_tracking() frees the bitmaps once the destination runs. */
     .load_setup = ram_load_setup,
     .load = ram_load,
 };
