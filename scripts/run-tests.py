@@ -51,8 +51,16 @@ def main():
     ap.add_argument('--label', default='tests')
     ap.add_argument('--timeout-multiplier', default='1')
     ap.add_argument('--summary-file', help='also write "passed failed skipped" here')
+    ap.add_argument('--no-rebuild', action='store_true',
+                    help='run what is built (inside the test VM the host builds)')
     args = ap.parse_args()
 
+    log = os.path.join(args.builddir, 'meson-logs', 'testlog.json')
+    # A stale log from an earlier run must never be counted as this one.
+    try:
+        os.unlink(log)
+    except FileNotFoundError:
+        pass
     cmd = ['meson', 'test', '-C', args.builddir, '--print-errorlogs',
            '--num-processes', os.environ.get('GW_TEST_JOBS', '2'),
            '-t', args.timeout_multiplier]
@@ -60,9 +68,10 @@ def main():
         cmd += ['--suite', s]
     for s in args.no_suite:
         cmd += ['--no-suite', s]
+    if args.no_rebuild:
+        cmd.append('--no-rebuild')
     rc = subprocess.call(cmd)
 
-    log = os.path.join(args.builddir, 'meson-logs', 'testlog.json')
     passed = failed = skipped = 0
     all_skips, all_fails = [], []
     try:
