@@ -396,6 +396,9 @@ struct LoadVMState {
     GHashTable *loaded;       /* SaveEntry -> itself: device record loaded */
     int depth;                /* package nesting */
     bool forked;              /* a postcopy listen thread's view: device records load elsewhere */
+    /* The postcopy handshake, in the order stream.md requires it. */
+    bool advised;             /* POSTCOPY_ADVISE accepted */
+    bool listened;            /* POSTCOPY_LISTEN accepted (inside the package) */
 };
 
 static MigConfig *config_copy(const MigConfig *c)
@@ -745,6 +748,14 @@ static int load_package(LoadVMState *st, MigStream *s, uint32_t len,
         error_setg(errp, "EOF record inside the postcopy package");
         return -1;
     }
+    if (st->listened && r != LOADVM_QUIT) {
+        /*
+         * LISTEN handed the main stream to the listen thread: this thread
+         * must not read it again, and only RUN ends its loop.
+         */
+        error_setg(errp, "The postcopy package ended without POSTCOPY_RUN");
+        return -1;
+    }
     return r == LOADVM_QUIT ? LOADVM_QUIT : 0;
 }
 
@@ -790,16 +801,54 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
     case MIG_CMD_PING:
         return o->ping ? o->ping(st->opaque, be32_at(p), errp)
                        : refuse(cmd, errp);
-    case MIG_CMD_POSTCOPY_ADVISE:
-        return o->postcopy_advise ?
-               o->postcopy_advise(st->opaque, be64_at(p), be64_at(p + 8), errp)
-               : refuse(cmd, errp);
-    case MIG_CMD_POSTCOPY_LISTEN:
-        return o->postcopy_listen ? o->postcopy_listen(st->opaque, errp)
-                                  : refuse(cmd, errp);
+    case MIG_CMD_POSTCOPY_ADVISE: {
+        if (!o->postcopy_advise) {
+            return refuse(cmd, errp);
+        }
+        if (st->depth > 0 || st->advised) {
+            error_setg(errp, "POSTCOPY_ADVISE is only valid once, before the postcopy "
+                       "package");
+            return -1;
+        }
+        int r = o->postcopy_advise(st->opaque, be64_at(p), be64_at(p + 8), errp);
+        st->advised = r == 0;
+        return r;
+    }
+    case MIG_CMD_POSTCOPY_LISTEN: {
+        if (!o->postcopy_listen) {
+            return refuse(cmd, errp);
+        }
+        /*
+         * LISTEN starts a second reader of the main stream: only valid
+         * where this thread has stopped reading it, inside the package
+         * (read whole into memory), and only once.
+         */
+        if (st->depth == 0) {
+            error_setg(errp, "POSTCOPY_LISTEN outside the postcopy package");
+            return -1;
+        }
+        if (!st->advised) {
+            error_setg(errp, "POSTCOPY_LISTEN without POSTCOPY_ADVISE");
+            return -1;
+        }
+        if (st->listened) {
+            error_setg(errp, "Second POSTCOPY_LISTEN in one migration");
+            return -1;
+        }
+        int r = o->postcopy_listen(st->opaque, errp);
+        st->listened = r == 0;
+        return r;
+    }
     case MIG_CMD_POSTCOPY_RUN:
-        return o->postcopy_run ? o->postcopy_run(st->opaque, errp)
-                               : refuse(cmd, errp);
+        if (!o->postcopy_run) {
+            return refuse(cmd, errp);
+        }
+        if (st->depth == 0 || !st->listened) {
+            error_setg(errp, "POSTCOPY_RUN outside the postcopy package or before "
+                       "POSTCOPY_LISTEN");
+            return -1;
+        }
+        return o->postcopy_run(st->opaque, errp);
     case MIG_CMD_POSTCOPY_RESUME:
         return o->postcopy_resume ? o->postcopy_resume(st->opaque, errp)
                                   : refuse(cmd, errp);

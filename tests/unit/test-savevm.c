@@ -894,6 +894,141 @@ static void test_postcopy_package(void)
     teardown_registry();
 }
 
+/* A package blob: LISTEN (optional), the device records, RUN (optional). */
+static GBytes *make_package(bool listen, bool run)
+{
+    MigStream *pk = stream_new_mem_writer();
+    GError *err = NULL;
+
+    if (listen) {
+        savevm_send_postcopy_listen(pk);
+    }
+    g_assert_true(savevm_save_devices(pk, &err));
+    if (run) {
+        savevm_send_postcopy_run(pk);
+    }
+    return take_mem(pk);
+}
+
+static void put_package(MigStream *s, GBytes *pk)
+{
+    gsize len;
+    const uint8_t *d = g_bytes_get_data(pk, &len);
+
+    g_assert_true(savevm_send_packaged(s, d, len, NULL));
+}
+
+/* Header, CONFIG, ORP, then @advise, the RAM setup, then @body. */
+static GBytes *postcopy_stream(bool advise, void (*body)(MigStream *s))
+{
+    MigStream *s = stream_new_mem_writer();
+    g_autoptr(MigConfig) c = test_config();
+    GError *err = NULL;
+
+    savevm_put_header(s);
+    savevm_put_config(s, c);
+    savevm_send_open_return_path(s);
+    if (advise) {
+        savevm_send_postcopy_advise(s, 0x1000, 0x1000);
+    }
+    g_assert_true(savevm_live_setup(s, &err));
+    body(s);
+    savevm_put_eof(s);
+    return take_mem(s);
+}
+
+static void pc_listen_at_top(MigStream *s)
+{
+    savevm_send_postcopy_listen(s);
+}
+
+static void pc_package_no_run(MigStream *s)
+{
+    g_autoptr(GBytes) pk = make_package(true, false);
+    put_package(s, pk);
+}
+
+static void pc_full_package(MigStream *s)
+{
+    g_autoptr(GBytes) pk = make_package(true, true);
+    put_package(s, pk);
+}
+
+static void pc_run_at_top(MigStream *s)
+{
+    savevm_send_postcopy_run(s);
+}
+
+static void pc_second_advise(MigStream *s)
+{
+    savevm_send_postcopy_advise(s, 0x1000, 0x1000);
+}
+
+static void pc_second_listen(MigStream *s)
+{
+    MigStream *pk = stream_new_mem_writer();
+
+    savevm_send_postcopy_listen(pk);
+    savevm_send_postcopy_listen(pk);
+    savevm_send_postcopy_run(pk);
+    g_autoptr(GBytes) b = take_mem(pk);
+    put_package(s, b);
+}
+
+/*
+ * LISTEN hands the main stream to a second thread: it is accepted only
+ * inside the package (which the loader reads whole first), after ADVISE,
+ * once, and a package that listened must end in RUN. Nothing may reach a
+ * handler out of order.
+ */
+static void test_postcopy_order(void)
+{
+    static const struct {
+        bool advise;
+        void (*body)(MigStream *s);
+        const char *msg;     /* NULL: loads, ending in RUN */
+        const char *log;     /* what the command handlers saw */
+    } cases[] = {
+        { true, pc_listen_at_top, "POSTCOPY_LISTEN outside the postcopy package",
+          "orp;advise1000,1000;" },
+        { true, pc_package_no_run, "The postcopy package ended without POSTCOPY_RUN",
+          "orp;advise1000,1000;listen;[][][]" },
+        { false, pc_full_package, "POSTCOPY_LISTEN without POSTCOPY_ADVISE", "orp;" },
+        { true, pc_run_at_top, "POSTCOPY_RUN outside the postcopy package",
+          "orp;advise1000,1000;" },
+        { true, pc_second_advise, "POSTCOPY_ADVISE is only valid once",
+          "orp;advise1000,1000;" },
+        { true, pc_second_listen, "Second POSTCOPY_LISTEN",
+          "orp;advise1000,1000;listen;" },
+        { true, pc_full_package, NULL, "orp;advise1000,1000;listen;[][][]run;" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GError *err = NULL;
+        CmdLog cl = { g_string_new("") };
+
+        setup_registry();
+        g_autoptr(GBytes) b = postcopy_stream(cases[i].advise, cases[i].body);
+        gsize len;
+        const uint8_t *d = g_bytes_get_data(b, &len);
+        LoadVMResult r = load_bytes(d, len, NULL, &cmd_ops, &cl, &err);
+        if (cases[i].msg) {
+            g_assert_cmpint(r, ==, LOADVM_ERROR);
+            g_assert_nonnull(err);
+            if (!strstr(err->message, cases[i].msg)) {
+                g_error("case %zu: '%s' lacks '%s'", i, err->message, cases[i].msg);
+            }
+            g_clear_error(&err);
+        } else {
+            g_assert_no_error(err);
+            g_assert_cmpint(r, ==, LOADVM_QUIT);
+        }
+        g_assert_cmpstr(cl.log->str, ==, cases[i].log);
+        g_string_free(cl.log, TRUE);
+        teardown_registry();
+    }
+}
+
 /* Discard encode limits. */
 static void test_discard_limits(void)
 {
@@ -1031,6 +1166,7 @@ static void test_analyzer(void)
     savevm_put_header(s);
     savevm_put_config(s, c);
     savevm_send_ping(s, 1);
+    savevm_send_postcopy_advise(s, 0x1000, 0x1000);
     g_assert_true(savevm_live_setup(s, &err));
     g_assert_cmpint(savevm_live_iterate(s, &err), ==, 1);
     g_assert_true(savevm_send_postcopy_discard(s, "pc.ram", &r, 1, &err));
@@ -1052,7 +1188,7 @@ static void test_analyzer(void)
     g_assert_cmpint(load_bytes(d, len, c, &cmd_ops, &cl, &err), ==,
                     LOADVM_QUIT);
     g_assert_no_error(err);
-    g_assert_cmpstr(cl.log->str, ==, "ping1;discard pc.ram 1 2000+1000;"
+    g_assert_cmpstr(cl.log->str, ==, "ping1;advise1000,1000;discard pc.ram 1 2000+1000;"
                     "listen;run;");
     g_string_free(cl.log, TRUE);
     stream_free(s);
@@ -1122,6 +1258,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/savevm/config-compare", test_config_compare);
     g_test_add_func("/migration/savevm/postcopy-package",
                     test_postcopy_package);
+    g_test_add_func("/migration/savevm/postcopy-order", test_postcopy_order);
     g_test_add_func("/migration/savevm/discard-limits", test_discard_limits);
     g_test_add_func("/migration/savevm/analyzer", test_analyzer);
     return g_test_run();

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A destination, a source and the monitors under hostile input and races:
+ * hand-built streams (records cut from a real stream, commands out of
+ * order) played to a real destination on its socket, a fake destination's
+ * return path to a real source, and the monitor polled hard while a
+ * migration ends. Every refusal must be one clear sentence, and nothing may
+ * crash, hang or run a guest from incomplete state.
+ */
+#include "qemu/osdep.h"
+
+#include <sys/wait.h>
+
+#include "migration-framework.h"
+#include "mig-stream.h"
+
+#define HOSTILE_RAM_MIB 64
+
+/* A complete precopy stream of a small tick guest, captured once. */
+static MigStreamFile *captured;
+
+static const MigStreamFile *real_stream(void)
+{
+    static const MigConfig cfg = { .ram_mib = HOSTILE_RAM_MIB };
+    g_autofree char *file = NULL;
+    g_autofree char *uri = NULL;
+    g_autofree char *data = NULL;
+    gsize len;
+    GwVM *src;
+
+    if (captured) {
+        return captured;
+    }
+    src = mig_start_source(&cfg, "capture");
+    mig_set_caps(src, "events", true);
+    file = gw_vm_path(src, "stream.bin");
+    uri = g_strdup_printf("exec:cat > %s", file);
+    json_node_unref(gw_qmp_assert_success(src,
+        "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri));
+    mig_wait_status(src, "completed", MIG_DEFAULT_TIMEOUT_MS);
+    g_assert_true(g_file_get_contents(file, &data, &len, NULL));
+    gw_vm_free(src);
+    captured = mig_stream_split(g_bytes_new_take(g_steal_pointer(&data), len));
+    return captured;
+}
+
+/* A destination (no -S: "the guest never ran" then means something). */
+static GwVM *hostile_dest(bool postcopy)
+{
+    g_autofree char *args = g_strdup_printf("-m %uM -incoming unix:@DIR@/mig.sock",
+                                            HOSTILE_RAM_MIB);
+    GwVMOpts o = { .name = "dst", .args = args };
+    GwVM *dst = gw_vm_start(&o);
+
+    mig_set_caps(dst, postcopy ? "events,postcopy-ram" : "events", true);
+    return dst;
+}
+
+static MigRawSource *connect_dest(GwVM *dst)
+{
+    g_autofree char *path = gw_vm_path(dst, "mig.sock");
+
+    return mig_raw_connect(path, 10000);
+}
+
+/*
+ * The destination refuses: the return path carries an ERROR naming
+ * @reason, it exits 1 with that one line on stderr, and its guest never ran.
+ */
+static void expect_refusal(GwVM *dst, MigRawSource *rs, const char *reason)
+{
+    g_autofree char *rp_error = mig_raw_wait_error(rs, 30000);
+    g_autofree char *err = NULL;
+    g_autofree char *serial = NULL;
+    int status;
+
+    g_test_message("return path ERROR: %s", rp_error ? rp_error : "(none)");
+    g_assert_true(gw_vm_wait_exit(dst, gw_timeout(30000), &status));
+    err = gw_vm_stderr(dst);
+    serial = gw_serial_read_all(dst);
+    {
+        g_autofree char *how = gw_describe_status(status);
+        g_test_message("destination %s; stderr: %s", how, err);
+    }
+    g_assert_nonnull(rp_error);
+    g_assert_nonnull(strstr(rp_error, reason));
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    g_assert_true(g_str_has_prefix(err, "godwit: load of migration failed: "));
+    g_assert_nonnull(strstr(err, reason));
+    g_assert_true(strchr(err, '\n') == err + strlen(err) - 1);
+    g_assert_cmpstr(serial, ==, "");
+    mig_raw_close(rs);
+    gw_vm_free(dst);
+}
+
+/* Header, CONFIG, OPEN_RETURN_PATH and PING 1 (answered once CONFIG is checked). */
+static GByteArray *stream_start(const MigStreamFile *f)
+{
+    GByteArray *b = g_byte_array_new();
+
+    mig_stream_append_prefix(b, f);
+    mig_put_command(b, MIG_CMD_OPEN_RETURN_PATH, NULL, 0);
+    mig_put_ping(b, 1);
+    return b;
+}
+
+/* ... then ADVISE (4 KiB pages), PING 2 and the RAM setup section. */
+static GByteArray *postcopy_start(const MigStreamFile *f)
+{
+    GByteArray *b = stream_start(f);
+
+    mig_put_advise(b, 4096);
+    mig_put_ping(b, 2);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_SECTION_START, "ram"));
+    return b;
+}
+
+static void play(GwVM *dst, MigRawSource *rs, GByteArray *b)
+{
+    /* The destination may close the connection before it has read it all. */
+    if (!mig_raw_write(rs, b->data, b->len)) {
+        g_test_message("the destination closed the connection early");
+    }
+    g_byte_array_unref(b);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The postcopy handshake out of order */
+
+/*
+ * LISTEN on the main stream would start the listen thread on the stream
+ * the incoming thread goes on reading.
+ */
+static void test_listen_outside_package(void)
+{
+    const MigStreamFile *f;
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+
+    if (!mig_require(true)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(true);
+    rs = connect_dest(dst);
+    b = postcopy_start(f);
+    mig_put_command(b, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);
+    mig_stream_append_devices(b, f);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
+    play(dst, rs, b);
+    expect_refusal(dst, rs, "POSTCOPY_LISTEN outside the postcopy package");
+}
+
+/* A package that listened but holds no RUN: the incoming thread must not read on. */
+static void test_package_without_run(void)
+{
+    const MigStreamFile *f;
+    g_autoptr(GByteArray) pk = g_byte_array_new();
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+
+    if (!mig_require(true)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(true);
+    rs = connect_dest(dst);
+    b = postcopy_start(f);
+    mig_put_command(pk, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);
+    mig_stream_append_devices(pk, f);
+    mig_put_packaged(b, pk);
+    mig_stream_append_devices(b, f);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
+    play(dst, rs, b);
+    expect_refusal(dst, rs, "The postcopy package ended without POSTCOPY_RUN");
+}
+
+int main(int argc, char **argv)
+{
+    int r;
+
+    g_test_init(&argc, &argv, NULL);
+    mig_add_test("/migration/hostile/listen-outside-package",
+                 test_listen_outside_package, false);
+    mig_add_test("/migration/hostile/package-without-run", test_package_without_run, false);
+    r = g_test_run();
+    mig_stream_file_free(captured);
+    return r;
+}
