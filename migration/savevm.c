@@ -748,15 +748,16 @@ static int load_package(LoadVMState *st, MigStream *s, uint32_t len,
         error_setg(errp, "EOF record inside the postcopy package");
         return -1;
     }
-    if (st->listened && r != LOADVM_QUIT) {
+    if (r != LOADVM_QUIT) {
         /*
          * LISTEN handed the main stream to the listen thread: this thread
-         * must not read it again, and only RUN ends its loop.
+         * must not read it again, and only RUN ends its loop. A package
+         * that never listened is no postcopy switch either (stream.md).
          */
         error_setg(errp, "The postcopy package ended without POSTCOPY_RUN");
         return -1;
     }
-    return r == LOADVM_QUIT ? LOADVM_QUIT : 0;
+    return LOADVM_QUIT;
 }
 
 static uint64_t be64_at(const uint8_t *p)
@@ -771,6 +772,35 @@ static uint32_t be32_at(const uint8_t *p)
     uint32_t v;
     memcpy(&v, p, 4);
     return GUINT32_FROM_BE(v);
+}
+
+/*
+ * The package holds, in order: LISTEN, device records and PINGs, RUN
+ * (stream.md). Anything else would run on the incoming thread while the
+ * listen thread, started by LISTEN, loads RAM from the main stream.
+ */
+static bool package_command_allowed(LoadVMState *st, MigStream *s, uint16_t cmd,
+                                    GError **errp)
+{
+    if (!st->listened && cmd != MIG_CMD_POSTCOPY_LISTEN) {
+        error_setg(errp, "%s before POSTCOPY_LISTEN", mig_command_name(cmd));
+        return false;
+    }
+    switch (cmd) {
+    case MIG_CMD_POSTCOPY_LISTEN:
+    case MIG_CMD_PING:
+        return true;
+    case MIG_CMD_POSTCOPY_RUN:
+        /* RUN starts the guest: nothing may follow it unread. */
+        if (!stream_at_eof(s)) {
+            error_setg(errp, "POSTCOPY_RUN is not its last record");
+            return false;
+        }
+        return true;
+    default:
+        error_setg(errp, "command %s is not allowed there", mig_command_name(cmd));
+        return false;
+    }
 }
 
 static int load_command(LoadVMState *st, MigStream *s, GError **errp)
@@ -792,6 +822,9 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
     if (fixed >= 0 && len != fixed) {
         error_setg(errp, "Migration command %s has bad length %u "
                    "(expected %d)", mig_command_name(cmd), len, fixed);
+        return -1;
+    }
+    if (st->depth > 0 && !package_command_allowed(st, s, cmd, errp)) {
         return -1;
     }
     switch (cmd) {
@@ -882,6 +915,30 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
     return -1;
 }
 
+/* Record types inside the package: commands, and device records after LISTEN. */
+static bool package_record_allowed(LoadVMState *st, uint8_t type, GError **errp)
+{
+    switch (type) {
+    case MIG_REC_COMMAND:
+        return true;    /* package_command_allowed() checks which */
+    case MIG_REC_SECTION_FULL:
+        if (st->listened) {
+            return true;
+        }
+        error_setg(errp, "device record before POSTCOPY_LISTEN");
+        return false;
+    case MIG_REC_SECTION_START:
+    case MIG_REC_SECTION_PART:
+    case MIG_REC_SECTION_END:
+        /* RAM after the switch belongs to the listen thread, on the main stream. */
+        error_setg(errp, "%s record is not allowed there (RAM goes on the main stream)",
+                   mig_record_name(type));
+        return false;
+    default:
+        return true;    /* EOF and unknown types fail with their own message */
+    }
+}
+
 static LoadVMResult loadvm_loop(LoadVMState *st, MigStream *s, GError **errp)
 {
     for (;;) {
@@ -893,6 +950,9 @@ static LoadVMResult loadvm_loop(LoadVMState *st, MigStream *s, GError **errp)
             return LOADVM_ERROR;
         }
         bool ok;
+        if (st->depth > 0 && !package_record_allowed(st, type, errp)) {
+            return LOADVM_ERROR;
+        }
         switch (type) {
         case MIG_REC_EOF:
             if (st->depth == 0 && !st->forked && !loadvm_check_all_loaded(st, errp)) {

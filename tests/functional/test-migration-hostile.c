@@ -178,6 +178,56 @@ static void test_package_without_run(void)
     expect_refusal(dst, rs, "The postcopy package ended without POSTCOPY_RUN");
 }
 
+/* RAM inside the package would load on the incoming thread beside the listen thread. */
+static void test_ram_in_package(void)
+{
+    const MigStreamFile *f;
+    g_autoptr(GByteArray) pk = g_byte_array_new();
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+
+    if (!mig_require(true)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(true);
+    rs = connect_dest(dst);
+    b = postcopy_start(f);
+    mig_put_command(pk, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);
+    mig_stream_append(pk, f, mig_stream_find(f, MIG_REC_SECTION_PART, NULL));
+    mig_stream_append_devices(pk, f);
+    mig_put_command(pk, MIG_CMD_POSTCOPY_RUN, NULL, 0);
+    mig_put_packaged(b, pk);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
+    play(dst, rs, b);
+    expect_refusal(dst, rs, "In the postcopy package: SECTION_PART record is not allowed");
+}
+
+/* A package of device records and RUN, without LISTEN: no postcopy switch at all. */
+static void test_package_without_listen(void)
+{
+    const MigStreamFile *f;
+    g_autoptr(GByteArray) pk = g_byte_array_new();
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+
+    if (!mig_require(true)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(true);
+    rs = connect_dest(dst);
+    b = postcopy_start(f);
+    mig_stream_append_devices(pk, f);
+    mig_put_command(pk, MIG_CMD_POSTCOPY_RUN, NULL, 0);
+    mig_put_packaged(b, pk);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
+    play(dst, rs, b);
+    expect_refusal(dst, rs, "In the postcopy package: device record before POSTCOPY_LISTEN");
+}
+
 int main(int argc, char **argv)
 {
     int r;
@@ -186,6 +236,9 @@ int main(int argc, char **argv)
     mig_add_test("/migration/hostile/listen-outside-package",
                  test_listen_outside_package, false);
     mig_add_test("/migration/hostile/package-without-run", test_package_without_run, false);
+    mig_add_test("/migration/hostile/ram-in-package", test_ram_in_package, false);
+    mig_add_test("/migration/hostile/package-without-listen", test_package_without_listen,
+                 false);
     r = g_test_run();
     mig_stream_file_free(captured);
     return r;

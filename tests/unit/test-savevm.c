@@ -1029,6 +1029,101 @@ static void test_postcopy_order(void)
     }
 }
 
+static void pkg_no_listen(MigStream *s)
+{
+    g_autoptr(GBytes) pk = make_package(false, true);
+    put_package(s, pk);
+}
+
+static void pkg_ram_after_listen(MigStream *s)
+{
+    MigStream *pk = stream_new_mem_writer();
+    GError *err = NULL;
+
+    savevm_send_postcopy_listen(pk);
+    g_assert_cmpint(savevm_live_iterate(pk, &err), ==, 0);
+    g_assert_true(savevm_save_devices(pk, &err));
+    savevm_send_postcopy_run(pk);
+    g_autoptr(GBytes) b = take_mem(pk);
+    put_package(s, b);
+}
+
+static void pkg_after_run(MigStream *s)
+{
+    MigStream *pk = stream_new_mem_writer();
+    GError *err = NULL;
+
+    savevm_send_postcopy_listen(pk);
+    g_assert_true(savevm_save_devices(pk, &err));
+    savevm_send_postcopy_run(pk);
+    savevm_send_ping(pk, 9);
+    g_autoptr(GBytes) b = take_mem(pk);
+    put_package(s, b);
+}
+
+static void pkg_discard_inside(MigStream *s)
+{
+    MigStream *pk = stream_new_mem_writer();
+    MigDiscardRange r = { 0, 0x1000 };
+
+    savevm_send_postcopy_listen(pk);
+    g_assert_true(savevm_send_postcopy_discard(pk, "ram", &r, 1, NULL));
+    savevm_send_postcopy_run(pk);
+    g_autoptr(GBytes) b = take_mem(pk);
+    put_package(s, b);
+}
+
+static void pkg_empty(MigStream *s)
+{
+    g_assert_true(savevm_send_packaged(s, NULL, 0, NULL));
+}
+
+/*
+ * What the package may hold (stream.md): LISTEN first, then device records
+ * and PINGs, RUN last. RAM in it would be loaded by the incoming thread
+ * while the listen thread loads RAM too; a package without LISTEN and RUN
+ * is not a postcopy switch at all.
+ */
+static void test_package_contents(void)
+{
+    static const struct {
+        void (*body)(MigStream *s);
+        const char *msg;
+        const char *log;
+        const char *live;    /* what the RAM stand-in loaded */
+    } cases[] = {
+        { pkg_no_listen, "In the postcopy package: device record before POSTCOPY_LISTEN", "orp;advise1000,1000;", "SECTION_START:SETUP/v1;" },
+        { pkg_ram_after_listen, "In the postcopy package: SECTION_PART record is not allowed",
+          "orp;advise1000,1000;listen;", "SECTION_START:SETUP/v1;" },
+        { pkg_after_run, "In the postcopy package: POSTCOPY_RUN is not its last record",
+          "orp;advise1000,1000;listen;[][][]", "SECTION_START:SETUP/v1;" },
+        { pkg_discard_inside, "In the postcopy package: command POSTCOPY_RAM_DISCARD is not "
+          "allowed there", "orp;advise1000,1000;listen;", "SECTION_START:SETUP/v1;" },
+        { pkg_empty, "The postcopy package ended without POSTCOPY_RUN",
+          "orp;advise1000,1000;", "SECTION_START:SETUP/v1;" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GError *err = NULL;
+        CmdLog cl = { g_string_new("") };
+
+        setup_registry();
+        g_autoptr(GBytes) b = postcopy_stream(true, cases[i].body);
+        gsize len;
+        const uint8_t *d = g_bytes_get_data(b, &len);
+        g_assert_cmpint(load_bytes(d, len, NULL, &cmd_ops, &cl, &err), ==, LOADVM_ERROR);
+        g_assert_nonnull(err);
+        if (!strstr(err->message, cases[i].msg)) {
+            g_error("case %zu: '%s' lacks '%s'", i, err->message, cases[i].msg);
+        }
+        g_clear_error(&err);
+        g_assert_cmpstr(cl.log->str, ==, cases[i].log);
+        g_assert_cmpstr(live.log->str, ==, cases[i].live);
+        g_string_free(cl.log, TRUE);
+        teardown_registry();
+    }
+}
+
 /* Discard encode limits. */
 static void test_discard_limits(void)
 {
@@ -1259,6 +1354,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/savevm/postcopy-package",
                     test_postcopy_package);
     g_test_add_func("/migration/savevm/postcopy-order", test_postcopy_order);
+    g_test_add_func("/migration/savevm/package-contents", test_package_contents);
     g_test_add_func("/migration/savevm/discard-limits", test_discard_limits);
     g_test_add_func("/migration/savevm/analyzer", test_analyzer);
     return g_test_run();
