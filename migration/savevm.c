@@ -909,6 +909,10 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
                               : refuse(cmd, errp);
     }
     case MIG_CMD_PACKAGED:
+        if (st->forked) {
+            error_setg(errp, "PACKAGED after the postcopy switch");
+            return -1;
+        }
         return load_package(st, s, be32_at(p), errp);
     }
     error_setg(errp, "Unknown migration command 0x%04x", cmd);
@@ -939,6 +943,24 @@ static bool package_record_allowed(LoadVMState *st, uint8_t type, GError **errp)
     }
 }
 
+/*
+ * After the postcopy switch (the listen thread's view): the device state
+ * came in the package and the guest may run, so a device record here would
+ * rewrite live vCPU or device state without the BQL. Only RAM continues.
+ */
+static bool switched_record_allowed(uint8_t type, GError **errp)
+{
+    switch (type) {
+    case MIG_REC_SECTION_FULL:
+    case MIG_REC_SECTION_START:
+        error_setg(errp, "%s record after the postcopy switch (only RAM may follow the "
+                   "package)", mig_record_name(type));
+        return false;
+    default:
+        return true;
+    }
+}
+
 static LoadVMResult loadvm_loop(LoadVMState *st, MigStream *s, GError **errp)
 {
     for (;;) {
@@ -951,6 +973,9 @@ static LoadVMResult loadvm_loop(LoadVMState *st, MigStream *s, GError **errp)
         }
         bool ok;
         if (st->depth > 0 && !package_record_allowed(st, type, errp)) {
+            return LOADVM_ERROR;
+        }
+        if (st->forked && !switched_record_allowed(type, errp)) {
             return LOADVM_ERROR;
         }
         switch (type) {

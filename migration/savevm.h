@@ -165,8 +165,11 @@ LoadVMState *loadvm_state_new(const MigConfig *local,
 /*
  * A second view of @st for the postcopy listen thread, which goes on reading
  * the main stream (RAM sections started on @st) while the incoming thread
- * loads the package's device records through @st. Its EOF does not check
- * device records. Free it with loadvm_state_free (its own cleanup only).
+ * loads the package's device records through @st. It accepts only what
+ * may follow the package: PART/END of those sections, PING and EOF; a
+ * device record (SECTION_FULL), SECTION_START or PACKAGED is an error.
+ * Its EOF does not check device records. Free it with loadvm_state_free
+ * (its own cleanup only).
  */
 LoadVMState *loadvm_state_fork(LoadVMState *st, const LoadVMCommandOps *ops,
                                void *opaque);

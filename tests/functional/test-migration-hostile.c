@@ -228,6 +228,61 @@ static void test_package_without_listen(void)
     expect_refusal(dst, rs, "In the postcopy package: device record before POSTCOPY_LISTEN");
 }
 
+/* A complete, valid postcopy switch: LISTEN, the device records, RUN. */
+static void put_switch(GByteArray *b, const MigStreamFile *f)
+{
+    g_autoptr(GByteArray) pk = g_byte_array_new();
+
+    mig_put_command(pk, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);
+    mig_stream_append_devices(pk, f);
+    mig_put_command(pk, MIG_CMD_POSTCOPY_RUN, NULL, 0);
+    mig_put_packaged(b, pk);
+}
+
+/*
+ * After RUN the guest runs on the destination; a device record on the main
+ * stream would be loaded by the listen thread into live vCPU state without
+ * the BQL. The destination must refuse it and pause (the guest lives here
+ * now: it is kept, not killed).
+ */
+static void test_device_after_switch(void)
+{
+    const MigStreamFile *f;
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+    g_autofree char *err = NULL;
+    const char *desc;
+
+    if (!mig_require(true)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(true);
+    rs = connect_dest(dst);
+    b = postcopy_start(f);
+    put_switch(b, f);
+    play(dst, rs, b);
+    mig_wait_status(dst, "postcopy-active", MIG_EVENT_TIMEOUT_MS);
+    json_node_unref(gw_qmp_wait_event(dst, "RESUME", MIG_EVENT_TIMEOUT_MS));
+
+    b = g_byte_array_new();
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_SECTION_FULL, "cpu"));
+    play(dst, rs, b);
+    mig_wait_status(dst, "postcopy-paused", MIG_EVENT_TIMEOUT_MS);
+    desc = mig_query_str(dst, "error-desc");
+    g_test_message("destination error-desc: %s", desc);
+    g_assert_cmpstr(desc, ==, "SECTION_FULL record after the postcopy switch (only RAM may "
+                    "follow the package)");
+    err = gw_vm_stderr(dst);
+    g_assert_cmpstr(err, ==, "godwit: Detected IO failure for postcopy. Migration paused: "
+                    "SECTION_FULL record after the postcopy switch (only RAM may follow "
+                    "the package)\n");
+    g_assert_true(gw_vm_running(dst));
+    mig_raw_close(rs);
+    gw_vm_free(dst);
+}
+
 int main(int argc, char **argv)
 {
     int r;
@@ -239,6 +294,7 @@ int main(int argc, char **argv)
     mig_add_test("/migration/hostile/ram-in-package", test_ram_in_package, false);
     mig_add_test("/migration/hostile/package-without-listen", test_package_without_listen,
                  false);
+    mig_add_test("/migration/hostile/device-after-switch", test_device_after_switch, false);
     r = g_test_run();
     mig_stream_file_free(captured);
     return r;

@@ -1124,6 +1124,86 @@ static void test_package_contents(void)
     }
 }
 
+/*
+ * After RUN the listen thread goes on with the main stream through a fork
+ * of the load state, while the guest runs: a device record there would
+ * rewrite live vCPU or device state without the BQL, so only RAM (PART,
+ * END), PING and EOF are accepted.
+ */
+static void test_after_switch(void)
+{
+    static const struct {
+        guint8 what;      /* record to put after the package */
+        const char *msg;
+    } cases[] = {
+        { MIG_REC_SECTION_FULL, "SECTION_FULL record after the postcopy switch" },
+        { MIG_REC_SECTION_START, "SECTION_START record after the postcopy switch" },
+        { MIG_REC_COMMAND, "PACKAGED after the postcopy switch" },
+        { MIG_REC_EOF, NULL },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GError *err = NULL;
+        CmdLog cl = { g_string_new("") };
+
+        setup_registry();
+        g_autoptr(GBytes) b = postcopy_stream(true, pc_full_package);
+        gsize len;
+        const uint8_t *d = g_bytes_get_data(b, &len);
+        MigStream *s = stream_new_mem_reader(d, len, false);
+        LoadVMState *st = loadvm_state_new(NULL, &cmd_ops, &cl);
+        g_assert_true(loadvm_read_header(st, s, &err));
+        g_assert_cmpint(loadvm_main(st, s, &err), ==, LOADVM_QUIT);
+        g_assert_cmpstr(dev_cpu0.loaded->str, ==, "cpu0-regs");
+
+        /* What the listen thread reads next on the main stream. */
+        MigStream *w = stream_new_mem_writer();
+        g_assert_cmpint(savevm_live_iterate(w, &err), ==, 0);
+        if (cases[i].what == MIG_REC_SECTION_FULL) {
+            savevm_put_full(w, 2, "cpu", 0, 1, (const uint8_t *)"evil", 4);
+        } else if (cases[i].what == MIG_REC_SECTION_START) {
+            savevm_put_section_header(w, MIG_REC_SECTION_START, 1, "ram", 0, 1);
+            live_put(w, "AGAIN");
+            savevm_put_footer(w, 1);
+        } else if (cases[i].what == MIG_REC_COMMAND) {
+            g_autoptr(GBytes) pk = make_package(true, true);
+            put_package(w, pk);
+        }
+        g_assert_true(savevm_live_complete(w, &err));
+        savevm_put_eof(w);
+        g_autoptr(GBytes) rest = take_mem(w);
+        gsize rlen;
+        const uint8_t *rd = g_bytes_get_data(rest, &rlen);
+        MigStream *rs = stream_new_mem_reader(rd, rlen, false);
+        LoadVMState *f = loadvm_state_fork(st, &cmd_ops, &cl);
+        LoadVMResult r = loadvm_main(f, rs, &err);
+        if (cases[i].msg) {
+            g_assert_cmpint(r, ==, LOADVM_ERROR);
+            g_assert_nonnull(err);
+            if (!strstr(err->message, cases[i].msg)) {
+                g_error("case %zu: '%s' lacks '%s'", i, err->message, cases[i].msg);
+            }
+            g_clear_error(&err);
+            g_assert_cmpstr(live.log->str, ==,
+                            "SECTION_START:SETUP/v1;SECTION_PART:P1/v1;");
+        } else {
+            g_assert_no_error(err);
+            g_assert_cmpint(r, ==, LOADVM_EOF);
+            g_assert_cmpstr(live.log->str, ==, "SECTION_START:SETUP/v1;SECTION_PART:P1/v1;"
+                            "SECTION_END:END/v1;");
+        }
+        /* The device state is the package's, whatever followed. */
+        g_assert_cmpstr(dev_cpu0.loaded->str, ==, "cpu0-regs");
+        g_assert_cmpstr(cl.log->str, ==, "orp;advise1000,1000;listen;[][][]run;");
+        loadvm_state_free(f);
+        loadvm_state_free(st);
+        stream_free(rs);
+        stream_free(s);
+        g_string_free(cl.log, TRUE);
+        teardown_registry();
+    }
+}
+
 /* Discard encode limits. */
 static void test_discard_limits(void)
 {
@@ -1355,6 +1435,7 @@ int main(int argc, char **argv)
                     test_postcopy_package);
     g_test_add_func("/migration/savevm/postcopy-order", test_postcopy_order);
     g_test_add_func("/migration/savevm/package-contents", test_package_contents);
+    g_test_add_func("/migration/savevm/after-switch", test_after_switch);
     g_test_add_func("/migration/savevm/discard-limits", test_discard_limits);
     g_test_add_func("/migration/savevm/analyzer", test_analyzer);
     return g_test_run();
