@@ -157,6 +157,40 @@ void ioapic_route_isa(int irq, int vector, uint32_t dest_apic)
     ioapic_write(0x10 + 2 * pin, lo);
 }
 
+/*
+ * PCI INTx. An interrupt line below 16 is an ISA IRQ number (what PC
+ * firmware writes there): its GSI and mode come from the MADT overrides
+ * (QEMU lists IRQs 5, 9, 10 and 11 as level, active high). Without an
+ * override, or for a line of 16 and up (taken as the GSI itself), the PCI
+ * convention applies: level triggered, active low. KVM's in-kernel IOAPIC
+ * does not look at the polarity bit, so that choice cannot invert the line
+ * there; the trigger mode matters (level: remote IRR until EOI).
+ */
+int ioapic_route_pci(uint8_t line, int vector, uint32_t dest_apic, bool *level, bool *low)
+{
+    uint32_t gsi = line;
+    uint16_t flags = 0;
+
+    if (line == 0 || line == 0xff) {
+        return -1;                                /* no line assigned */
+    }
+    if (line < 16) {
+        gsi = madt.isa_gsi[line];
+        flags = madt.isa_flags[line];
+    }
+    *low = (flags & 3) != 1;                      /* 1 = active high; 0 = bus default */
+    *level = ((flags >> 2) & 3) != 1;             /* 1 = edge; 0 = bus default */
+    uint32_t max_pin = (ioapic_read(1) >> 16) & 0xff;
+    if (gsi < madt.ioapic_gsi_base || gsi - madt.ioapic_gsi_base > max_pin) {
+        return -1;
+    }
+    uint32_t pin = gsi - madt.ioapic_gsi_base;
+    uint32_t lo = (uint32_t)vector | (*low ? 1u << 13 : 0) | (*level ? 1u << 15 : 0);
+    ioapic_write(0x11 + 2 * pin, dest_apic << 24);
+    ioapic_write(0x10 + 2 * pin, lo);
+    return (int)gsi;
+}
+
 /* ---- legacy PIC and PIT ---- */
 void pic_disable(void)
 {

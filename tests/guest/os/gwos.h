@@ -22,6 +22,7 @@
 #define VEC_TIMER     0x30
 #define VEC_PIT       0x31
 #define VEC_SERIAL    0x32
+#define VEC_NET       0x33
 #define VEC_SPURIOUS  0xff
 
 #define NSEC_PER_SEC  1000000000ul
@@ -125,6 +126,8 @@ typedef struct Cpu {
     uint64_t next_marker_ns;  /* BSP only */
     uint64_t marker_seq;
     uint64_t reported;        /* CORRUPT lines printed */
+    bool booted;              /* reached ap_main (APs) or kmain (BSP) */
+    bool net;                 /* runs the network loop (net.c) too */
 } Cpu;
 
 extern Cpu cpus[GWOS_MAX_CPUS];
@@ -142,6 +145,10 @@ typedef struct Config {
     uint64_t exit_after_s;
     uint64_t read_write_every;    /* read: one write per this many reads */
     bool no_kvmclock;
+    bool net;                 /* net=on: the network workload */
+    uint64_t net_rate;        /* frames/s, 0 = as fast as the window allows */
+    uint64_t net_len;         /* bytes per frame */
+    uint64_t net_window;      /* frames in flight at most */
 } Config;
 extern Config cfg;
 
@@ -185,6 +192,12 @@ void lapic_timer_calibrate(Cpu *c);
 void lapic_timer_start(uint64_t hz);
 bool lapic_start_ap(Cpu *bsp, uint32_t apic_id, uint32_t trampoline);
 void ioapic_route_isa(int irq, int vector, uint32_t dest_apic);
+/*
+ * Route a PCI INTx line (the interrupt-line register) to @vector on
+ * @dest_apic: ISA numbers through the MADT overrides, others as GSIs.
+ * Returns the GSI used and sets *level / *low to the mode chosen, or -1.
+ */
+int ioapic_route_pci(uint8_t line, int vector, uint32_t dest_apic, bool *level, bool *low);
 void pic_disable(void);
 void pit_start(uint64_t hz);
 
@@ -200,6 +213,40 @@ typedef struct Madt {
 } Madt;
 extern Madt madt;
 bool madt_find(void);
+
+/* ---- PCI (pci.c, ring 0) ---- */
+typedef struct PciDev {
+    uint8_t bus, dev, fn;
+    uint16_t vendor, device;
+    uint32_t class_rev;       /* class << 8 | revision, as in config 0x08 */
+} PciDev;
+uint32_t pci_read32(const PciDev *d, uint32_t off);
+uint16_t pci_read16(const PciDev *d, uint32_t off);
+uint8_t pci_read8(const PciDev *d, uint32_t off);
+void pci_write32(const PciDev *d, uint32_t off, uint32_t v);
+void pci_write16(const PciDev *d, uint32_t off, uint16_t v);
+/*
+ * Scan bus 0 and the buses behind bridges firmware numbered, printing one
+ * line per function; store up to @max functions in @out. Returns how many.
+ */
+int pci_scan(PciDev *out, int max);
+/* First capability of @cap_id at or after config offset @from (0: start). */
+uint8_t pci_find_cap(const PciDev *d, uint8_t cap_id, uint8_t from);
+/*
+ * Memory BAR @bar's address, assigning one from the free window if
+ * firmware left it 0 (with memory decode off meanwhile). Returns 0 for an
+ * I/O BAR, an absent BAR or when the window is full.
+ */
+uint64_t pci_bar_address(const PciDev *d, int bar);
+/* Memory space + bus master on, INTx not disabled. */
+void pci_enable(const PciDev *d);
+/* Map [addr, addr + len) above 4 GiB (uncached, user); false beyond 64 GiB. */
+bool pci_map_high(uint64_t addr, uint64_t len);
+
+/* ---- the network workload (virtio-net.c ring 0, net.c ring 3) ---- */
+void net_poll(Cpu *c, uint64_t now);  /* ring 3, every loop iteration of the net vCPU */
+void net_finish(Cpu *c);          /* ring 3, net vCPU: stop, resolve, print the summary */
+void net_stop(Cpu *c);            /* ring 3, BSP at exit=N: have the net vCPU finish */
 
 /* ---- workloads (work.c, ring 3) ---- */
 void work_main(Cpu *c) __attribute__((noreturn));

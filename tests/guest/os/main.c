@@ -8,6 +8,7 @@
  * (work.c): ring-0 code is very slow on the kvm_pvm hosts.
  */
 #include "gwos.h"
+#include "virtio-net.h"
 
 #define TRAMPOLINE  0x7000u
 #define MSR_GS_BASE 0xc0000101
@@ -41,7 +42,7 @@ extern uint64_t gdt_tss[];
 extern uint64_t ap_stack_top;
 extern uint8_t kstacks[];
 extern const char isr_stubs[], tramp_start[], tramp_end[];
-extern const char timer_stub[], pit_stub[], spurious_stub[], gp_stub[];
+extern const char timer_stub[], pit_stub[], spurious_stub[], gp_stub[], net_stub[];
 extern uint64_t boot_pd[];
 
 /* What the assembly fast paths in boot.S assume. */
@@ -49,6 +50,10 @@ _Static_assert(offsetof(Cpu, res) == 16, "timer_stub reads Cpu.res at %gs:16");
 _Static_assert(offsetof(GwosCpuResults, lapic_ticks) == 40, "timer_stub: lapic_ticks");
 _Static_assert(GWOS_RESULTS_GPA + offsetof(GwosResults, pit_ticks) == 0x4030,
                "pit_stub: pit_ticks");
+_Static_assert(GWOS_RESULTS_GPA + offsetof(GwosResults, net.irqs) == 0x51a8,
+               "net_stub: net.irqs");
+_Static_assert(GWOS_RESULTS_GPA + offsetof(GwosResults, net.irqs_idle) == 0x51b0,
+               "net_stub: net.irqs_idle");
 void enter_user(void *arg, void (*fn)(Cpu *), uint64_t rsp) __attribute__((noreturn));
 void kmain(uint32_t magic, uint32_t mbi);
 void ap_main(void);
@@ -58,7 +63,7 @@ Cpu cpus[GWOS_MAX_CPUS];
 GwosResults *const results = (GwosResults *)(uintptr_t)GWOS_RESULTS_GPA;
 Config cfg = {
     .work = GWOS_WORK_TICK, .hz = 1000, .pit_hz = 100, .marker_hz = 1000,
-    .read_write_every = 16,
+    .read_write_every = 16, .net_rate = 1000, .net_len = 256, .net_window = 32,
 };
 
 static Tss tss[GWOS_MAX_CPUS];
@@ -194,6 +199,22 @@ static void parse_word(const char *w, size_t n)
         if ((ok = parse_num(v, vn, &x) && x >= 1)) {
             cfg.read_write_every = x;
         }
+    } else if (streq_n(w, "net", k)) {
+        bool on = streq_n(v, "on", vn) || streq_n(v, "1", vn);
+        ok = on || streq_n(v, "off", vn) || streq_n(v, "0", vn);
+        cfg.net = on;
+    } else if (streq_n(w, "netrate", k)) {
+        if ((ok = parse_num(v, vn, &x) && x <= 10000000)) {
+            cfg.net_rate = x;
+        }
+    } else if (streq_n(w, "netlen", k)) {
+        if ((ok = parse_num(v, vn, &x) && x >= 64 && x <= 1514)) {
+            cfg.net_len = x;
+        }
+    } else if (streq_n(w, "netwin", k)) {
+        if ((ok = parse_num(v, vn, &x) && x >= 1 && x <= 256)) {
+            cfg.net_window = x;
+        }
     } else {
         return;
     }
@@ -308,6 +329,8 @@ static void idt_init(void)
             a = (uint64_t)(uintptr_t)pit_stub;
         } else if (v == VEC_SPURIOUS) {
             a = (uint64_t)(uintptr_t)spurious_stub;
+        } else if (v == VEC_NET) {
+            a = (uint64_t)(uintptr_t)net_stub;
         }
         idt[v] = (IdtEntry){
             .off_lo = (uint16_t)a, .sel = KERNEL_CS, .ist = 0, .type = 0x8e,
@@ -425,6 +448,7 @@ void ap_main(void)
     cpu_tables(c);
     lapic_cpu_init();
     clock_cpu_init(c);
+    c->booted = true;
     __atomic_add_fetch(&results->online, 1, __ATOMIC_SEQ_CST);
     WRITE_ONCE(ap_ready, 1);
     __asm__ volatile("sti");
@@ -459,10 +483,42 @@ static void start_aps(Cpu *bsp)
     }
 }
 
+/*
+ * net=on: the network loop runs on the last vCPU that came up (the BSP
+ * with -smp 1), next to its memory workload; the BSP keeps the markers
+ * and the PIT, so they are not disturbed by it.
+ */
+static void start_net(void)
+{
+    int cpu = 0;
+
+    for (int i = 0; i < ncpus; i++) {
+        if (cpus[i].booted) {
+            cpu = i;
+        }
+    }
+    results->net.cpu = (uint32_t)cpu;
+    results->net.frame_len = cfg.net_len;
+    results->net.rate = cfg.net_rate;
+    if (!vnet_init(cpus[cpu].apic_id)) {
+        return;
+    }
+    if (cfg.net_window > results->net.queue_size) {
+        cfg.net_window = results->net.queue_size;
+    }
+    results->net.window = cfg.net_window;
+    cpus[cpu].net = true;
+    results->net.state = GWOS_NET_RUNNING;
+    kprintf("gwos: net: cpu %d len=%lu rate=%lu/s win=%lu queue=%u features=0x%lx\n", cpu,
+            cfg.net_len, cfg.net_rate, cfg.net_window, results->net.queue_size,
+            results->net.features);
+}
+
 void kmain(uint32_t magic, uint32_t mbi)
 {
     Cpu *bsp = &cpus[0];
 
+    bsp->booted = true;
     memset(results, 0, GWOS_RESULTS_SIZE);
     results->magic = GWOS_RESULTS_MAGIC;
     results->version = GWOS_RESULTS_VERSION;
@@ -536,6 +592,9 @@ void kmain(uint32_t magic, uint32_t mbi)
             kprintf("gwos: cpu %d ram 0x%lx-0x%lx\n", i, c->ext[e].addr,
                     c->ext[e].addr + c->ext[e].pages * 4096);
         }
+    }
+    if (cfg.net) {
+        start_net();
     }
     results->boot_ns = clock_ns(bsp);
     results->state = GWOS_STATE_RUNNING;

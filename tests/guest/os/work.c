@@ -97,6 +97,8 @@ void work_finish(Cpu *c)
 {
     uint64_t corrupt = 0, back = 0, maxgap = 0;
 
+    net_stop(c);
+
     for (uint32_t i = 0; i < results->ncpus; i++) {
         GwosCpuResults *r = &results->cpu[i];
         corrupt += r->corrupt;
@@ -104,8 +106,16 @@ void work_finish(Cpu *c)
         maxgap = r->maxgap_ns > maxgap ? r->maxgap_ns : maxgap;
     }
     results->state = GWOS_STATE_DONE;
-    uprintf(c, "gwos: done corrupt=%lu back=%lu maxgap_us=%lu\n", corrupt, back,
-            maxgap / 1000);
+    if (results->net.state == GWOS_NET_DONE) {
+        /* net=on only, so the line without it stays as it was */
+        uprintf(c, "gwos: done corrupt=%lu back=%lu maxgap_us=%lu net_corrupt=%lu "
+                "net_lost=%lu\n", corrupt, back, maxgap / 1000, results->net.corrupt,
+                results->net.lost);
+        corrupt += results->net.corrupt;
+    } else {
+        uprintf(c, "gwos: done corrupt=%lu back=%lu maxgap_us=%lu\n", corrupt, back,
+                maxgap / 1000);
+    }
     uint64_t until = clock_ns(c) + 200000000ull;  /* let the line drain */
     for (uint64_t t = clock_ns(c); t < until; t = clock_ns(c)) {
         uconsole_poll(c, t);
@@ -130,8 +140,9 @@ static void __attribute__((noinline)) events(Cpu *c, uint64_t now)
             uint64_t period = NSEC_PER_SEC / cfg.marker_hz;
             if (now >= c->next_marker_ns) {
                 if (c->next_marker_ns) {
+                    /* counted first: a host that saw marker N finds >= N + 1 */
+                    results->marker_seq = c->marker_seq + 1;
                     marker_emit(c, c->marker_seq++);
-                    results->marker_seq = c->marker_seq;
                 }
                 /* on schedule; after a stall, one marker and a new start */
                 c->next_marker_ns = c->next_marker_ns + period > now ?
@@ -171,6 +182,9 @@ static inline uint64_t meter(Cpu *c)
     r->now_ns = t;
     r->iters++;
     uconsole_poll(c, t);
+    if (__builtin_expect(c->net, 0)) {
+        net_poll(c, t);
+    }
     if (__builtin_expect(t >= c->next_event_ns, 0)) {
         events(c, t);
     }
