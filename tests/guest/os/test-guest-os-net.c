@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -559,6 +560,174 @@ static void test_exit(void)
 }
 
 /* ---------------------------------------------------------------------- */
+/* vhost-user: DPDK testpmd forwarding its one port to itself */
+
+typedef struct Testpmd {
+    GPid pid;
+    char *dir;
+    char *sock;
+    char *log;
+} Testpmd;
+
+/* In the child: a test that dies must not leave testpmd spinning. */
+static void die_with_parent(gpointer unused)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+/*
+ * Start testpmd as a vhost-user client of @t->sock (it retries until QEMU
+ * listens there). No huge pages and no mlockall (what the postcopy tests
+ * need too); --stats-period keeps it forwarding without a terminal.
+ */
+static bool testpmd_start(Testpmd *t, const char *mode)
+{
+    g_autofree char *bin = g_find_program_in_path("dpdk-testpmd");
+    g_autoptr(GError) err = NULL;
+
+    memset(t, 0, sizeof(*t));
+    if (!bin) {
+        loud_skip("DPDK testpmd (dpdk-testpmd, Debian package dpdk) is not installed; "
+                  "scripts/install-deps.sh installs it");
+        return false;
+    }
+    t->dir = g_dir_make_tmp("gw-testpmd-XXXXXX", &err);
+    g_assert_no_error(err);
+    t->sock = g_build_filename(t->dir, "vhost.sock", NULL);
+    t->log = g_build_filename(t->dir, "testpmd.log", NULL);
+    g_autofree char *prefix = g_path_get_basename(t->dir);
+    g_autofree char *vdev = g_strdup_printf("net_vhost0,iface=%s,client=1,postcopy-support=1",
+                                            t->sock);
+    g_autofree char *fwd = g_strdup_printf("--forward-mode=%s", mode);
+    g_autofree char *file_prefix = g_strdup_printf("--file-prefix=%s", prefix);
+    const char *argv[] = {
+        "/bin/sh", "-c", "exec \"$0\" \"$@\" >\"$GW_TESTPMD_LOG\" 2>&1 </dev/null", bin,
+        "--no-huge", "-m", "512", "--no-pci", file_prefix, "--vdev", vdev, "--",
+        "--total-num-mbufs=16384", "--no-mlockall", fwd, "--port-topology=loop",
+        "--stats-period=1", NULL,
+    };
+    g_auto(GStrv) env = g_environ_setenv(g_get_environ(), "GW_TESTPMD_LOG", t->log, TRUE);
+    g_autofree char *cmd = g_strjoinv(" ", (char **)argv + 3);
+    g_test_message("testpmd: %s", cmd);
+    g_assert_true(g_spawn_async(NULL, (char **)argv, env, G_SPAWN_DO_NOT_REAP_CHILD,
+                                die_with_parent, NULL, &t->pid, &err));
+    g_assert_no_error(err);
+    return true;
+}
+
+/* Stop testpmd (SIGTERM: it prints its totals) and return its log. */
+static char *testpmd_stop(Testpmd *t)
+{
+    int status = 0;
+    char *log = NULL;
+
+    if (!t->pid) {
+        return g_strdup("");
+    }
+    kill(t->pid, SIGTERM);
+    for (int i = 0; i < 100 && waitpid(t->pid, &status, WNOHANG) == 0; i++) {
+        g_usleep(100 * 1000);
+    }
+    if (waitpid(t->pid, &status, WNOHANG) == 0) {
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, &status, 0);
+    }
+    g_spawn_close_pid(t->pid);
+    t->pid = 0;
+    if (!g_file_get_contents(t->log, &log, NULL, NULL)) {
+        log = g_strdup("");
+    }
+    unlink(t->log);
+    unlink(t->sock);
+    rmdir(t->dir);
+    g_free(t->dir);
+    g_free(t->sock);
+    g_free(t->log);
+    return log;
+}
+
+/* The last "@key N" number in testpmd's output (its final totals). */
+static guint64 testpmd_last(const char *log, const char *key)
+{
+    const char *p = NULL;
+
+    for (const char *q = strstr(log, key); q; q = strstr(q + 1, key)) {
+        p = q;
+    }
+    g_assert_nonnull(p);
+    return g_ascii_strtoull(p + strlen(key), NULL, 10);
+}
+
+static void test_testpmd(void)
+{
+    Testpmd tp;
+
+    if (!use_qemu()) {
+        return;
+    }
+    bool kvm = prefer_kvm();
+    const char *guest;
+    if ((kvm && !gw_require_kvm()) || !(guest = gw_require_guest("GW_OS_GUEST")) ||
+        !testpmd_start(&tp, "io")) {
+        return;
+    }
+    /* vhost-user needs guest RAM the back-end can map: a shared memfd */
+    g_autofree char *args = g_strdup_printf(
+        "%s -smp 2 -m 256M -kernel %s -append 'work=tick mem=32M hz=250 marker=0 net=on "
+        "netrate=%d netlen=%d netwin=%d' "
+        "-object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem "
+        "-chardev socket,id=chr0,path=%s,server=on,wait=off "
+        "-netdev vhost-user,id=n0,chardev=chr0 "
+        "-device virtio-net-pci,netdev=n0,mac=" GUEST_MAC,
+        accel_args(kvm), guest, NET_RATE, NET_LEN, NET_WIN, tp.sock);
+    /* QEMU waits for the back-end before its monitor answers */
+    GwVMOpts o = { .name = "testpmd", .args = args, .start_timeout_ms = 60000 };
+    GwVM *vm = gw_vm_start(&o);
+    g_autofree char *log = wait_net(vm, 6, 0, 90000);
+    gw_qmp_assert_success(vm, "{'execute': 'stop'}");
+    g_autofree GwosResults *r = read_results(vm);
+    g_autofree char *tplog = testpmd_stop(&tp);
+    g_autofree char *all = gw_serial_read_all(vm);
+
+    check_clean(all);
+    check_boot_lines(all);
+    g_autoptr(GArray) a = parse_net(log);
+    for (guint i = 0; i < a->len; i++) {
+        NetHb *h = &g_array_index(a, NetHb, i);
+        g_assert_cmpuint(h->lost + h->dup + h->reorder + h->corrupt + h->foreign + h->late,
+                         ==, 0);
+    }
+    NetHb *f = &g_array_index(a, NetHb, 1), *l = &g_array_index(a, NetHb, a->len - 1);
+    double dt = l->t - f->t;
+    double rx_rate = (double)(l->rx - f->rx) / dt;
+    const GwosNetResults *n = &r->net;
+    guint64 tp_rx = testpmd_last(tplog, "RX-packets: ");
+    guint64 tp_tx = testpmd_last(tplog, "TX-packets: ");
+    guint64 tp_drop = testpmd_last(tplog, "TX-dropped: ");
+    g_test_message("testpmd: rx %" PRIu64 " tx %" PRIu64 " dropped %" PRIu64 "; guest: tx %"
+                   PRIu64 " rx %" PRIu64 ", %.0f frames/s, rtt avg %" PRIu64 " us max %"
+                   PRIu64 " us, max gap %" PRIu64 " us, irqs %" PRIu64 " (ISR clear %"
+                   PRIu64 ")", tp_rx, tp_tx, tp_drop, n->tx, n->rx, rx_rate,
+                   n->rx ? n->rtt_sum_ns / n->rx / 1000 : 0, n->rtt_max_ns / 1000,
+                   n->maxgap_ns / 1000, n->irqs, n->irqs_idle);
+    g_assert_cmpfloat(dt, >=, 3.5);
+    g_assert_cmpfloat(rx_rate, >, NET_RATE * 0.75);
+    g_assert_cmpfloat(rx_rate, <, NET_RATE * 1.02);
+    check_net_config(n);
+    g_assert_cmpuint(n->state, ==, GWOS_NET_RUNNING);
+    g_assert_cmpuint(n->lost + n->dup + n->reorder + n->late + n->corrupt + n->foreign, ==, 0);
+    g_assert_cmpuint(n->irqs - n->irqs_idle, >, 0);
+    /* What the guest sent reached testpmd, and all it forwarded came back. */
+    g_assert_cmpuint(tp_drop, ==, 0);
+    g_assert_cmpuint(tp_tx, ==, tp_rx);
+    g_assert_cmpuint(n->rx, <=, tp_tx);
+    g_assert_cmpuint(tp_rx, <=, n->tx);
+    g_assert_cmpuint(n->tx - n->rx, <=, NET_WIN + n->probes);
+    g_assert_cmpuint(n->rx, >, 3 * NET_RATE);
+    gw_vm_free(vm);
+}
+
+/* ---------------------------------------------------------------------- */
 /* No device: the guest says why and runs its memory workloads as before */
 
 static void check_no_device(GwVM *vm)
@@ -620,6 +789,7 @@ int main(int argc, char **argv)
     g_test_add_func("/guest-os/net/udp-loopback/tcg", test_udp_loopback_tcg);
     g_test_add_func("/guest-os/net/faults", test_faults);
     g_test_add_func("/guest-os/net/exit", test_exit);
+    g_test_add_func("/guest-os/net/vhost-user/testpmd", test_testpmd);
     g_test_add_func("/guest-os/net/no-device/qemu", test_no_device_qemu);
     g_test_add_func("/guest-os/net/no-device/godwit", test_no_device_godwit);
     return g_test_run();
