@@ -247,6 +247,29 @@ void kvm_set_irq(Machine *ms, int irq, int level)
     }
 }
 
+bool kvm_set_ioeventfd_mmio(Machine *ms, int fd, uint64_t addr, bool assign, GError **errp)
+{
+    /* Length 0: a write of any size at @addr signals (KVM_CAP_IOEVENTFD_ANY_LENGTH). */
+    struct kvm_ioeventfd e = {
+        .addr = addr,
+        .len = 0,
+        .fd = fd,
+        .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+    };
+
+    if (!kvm_check_ext(ms->vm_fd, KVM_CAP_IOEVENTFD) ||
+        !kvm_check_ext(ms->vm_fd, KVM_CAP_IOEVENTFD_ANY_LENGTH)) {
+        error_setg(errp, "KVM lacks KVM_CAP_IOEVENTFD_ANY_LENGTH");
+        return false;
+    }
+    if (ioctl(ms->vm_fd, KVM_IOEVENTFD, &e) < 0) {
+        error_setg_errno(errp, errno, "KVM_IOEVENTFD (%s 0x%" PRIx64 ") failed",
+                         assign ? "assign" : "deassign", addr);
+        return false;
+    }
+    return true;
+}
+
 #define KVM_CPUID_SIGNATURE_LEAF  0x40000000u
 #define KVM_CPUID_FEATURES_LEAF   0x40000001u
 /* kvmclock (old and new MSRs) and "the TSC is stable across vCPUs". */

@@ -8,6 +8,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bql.h"
 #include "hw/ioport.h"
+#include "hw/mmio.h"
 #include "sysemu/cpus.h"
 #include "sysemu/kvm-cpu.h"
 #include "sysemu/main-loop.h"
@@ -64,10 +65,8 @@ static void cpu_handle_mmio(CPUState *cpu)
 {
     struct kvm_run *run = cpu->run;
 
-    /* No userspace MMIO devices yet: reads float high, writes vanish. */
-    if (!run->mmio.is_write) {
-        memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
-    }
+    /* PCI BARs; an address nobody claims reads as all ones (hw/mmio.c). */
+    mmio_dispatch(run->mmio.phys_addr, run->mmio.data, run->mmio.len, run->mmio.is_write);
 }
 
 /* Handle one KVM exit with the BQL held. Returns false to park for good. */

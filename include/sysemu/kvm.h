@@ -39,6 +39,12 @@ bool kvm_slot_clear_dirty_log(Machine *ms, MemSlot *slot, uint64_t first_page,
 /* Drive an in-kernel irqchip input line (ISA IRQs 0-15 reach PIC and IOAPIC). */
 void kvm_set_irq(Machine *ms, int irq, int level);
 
+/*
+ * Bind eventfd @fd to guest-physical @addr (any write there signals it
+ * without an exit to userspace), or undo that. Main or vCPU thread, BQL.
+ */
+bool kvm_set_ioeventfd_mmio(Machine *ms, int fd, uint64_t addr, bool assign, GError **errp);
+
 /* The CPUID table given to vCPU @index (APIC id patched in). Caller frees. */
 struct kvm_cpuid2 *kvm_vcpu_cpuid(Machine *ms, int index);
 /* A digest of the CPUID all vCPUs get (migration compatibility check). */
