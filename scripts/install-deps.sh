@@ -3,9 +3,9 @@
 # Install what godwit needs to build, test and benchmark on Debian 12.
 # Idempotent; skips apt when everything is already there.
 set -e
-# dpdk: dpdk-testpmd, the vhost-user back-end of the guest-OS network tests.
+# dpdk-dev: dpdk-testpmd, the vhost-user back-end of the guest-OS network tests.
 PKGS="meson ninja-build gcc binutils pkg-config python3 libglib2.0-dev libjson-glib-dev \
-      qemu-system-x86 socat iproute2 util-linux dpdk"
+      qemu-system-x86 socat iproute2 util-linux dpdk-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

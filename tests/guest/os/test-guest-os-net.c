@@ -587,7 +587,7 @@ static bool testpmd_start(Testpmd *t, const char *mode)
 
     memset(t, 0, sizeof(*t));
     if (!bin) {
-        loud_skip("DPDK testpmd (dpdk-testpmd, Debian package dpdk) is not installed; "
+        loud_skip("DPDK testpmd (dpdk-testpmd, Debian package dpdk-dev) is not installed; "
                   "scripts/install-deps.sh installs it");
         return false;
     }
