@@ -384,6 +384,7 @@ bool savevm_save_complete_precopy(MigStream *s, GError **errp)
 typedef struct LiveSection {
     SaveEntry *e;
     uint32_t version;
+    bool ended;       /* SECTION_END loaded: nothing more may come for it */
 } LiveSection;
 
 struct LoadVMState {
@@ -597,7 +598,7 @@ static bool load_section_start(LoadVMState *st, MigStream *s, GError **errp)
         g_prefix_error(errp, "Setting up section '%s': ", idstr);
         return false;
     }
-    LiveSection *ls = g_new(LiveSection, 1);
+    LiveSection *ls = g_new0(LiveSection, 1);
     ls->e = e;
     ls->version = version;
     g_hash_table_insert(st->set_up, e, e);
@@ -629,6 +630,11 @@ static bool load_section_part(LoadVMState *st, MigStream *s, uint8_t type,
         return false;
     }
     SaveEntry *e = ls->e;
+    if (ls->ended) {
+        error_setg(errp, "%s record for migration section '%s' after its end",
+                   mig_record_name(type), e->idstr);
+        return false;
+    }
     /* PART/END carry no version: it is the one announced at START. */
     if (!e->ops.load(s, e->opaque, ls->version, type, errp)) {
         g_prefix_error(errp, "Loading section '%s': ", e->idstr);
@@ -638,7 +644,11 @@ static bool load_section_part(LoadVMState *st, MigStream *s, uint8_t type,
         g_prefix_error(errp, "Loading section '%s': ", e->idstr);
         return false;
     }
-    return check_footer(s, id, e->idstr, errp);
+    if (!check_footer(s, id, e->idstr, errp)) {
+        return false;
+    }
+    ls->ended = type == MIG_REC_SECTION_END;
+    return true;
 }
 
 static bool load_section_full(LoadVMState *st, MigStream *s, GError **errp)
@@ -712,6 +722,7 @@ static int refuse(uint16_t cmd, GError **errp)
 }
 
 static LoadVMResult loadvm_loop(LoadVMState *st, MigStream *s, GError **errp);
+static bool check_live_ended(LoadVMState *st, GError **errp);
 
 static int load_package(LoadVMState *st, MigStream *s, uint32_t len,
                         GError **errp)
@@ -980,7 +991,16 @@ static LoadVMResult loadvm_loop(LoadVMState *st, MigStream *s, GError **errp)
         }
         switch (type) {
         case MIG_REC_EOF:
+            /*
+             * All of the guest must have arrived: every device record
+             * (the fork's came in the package) and every live section,
+             * started and ended. A stream without RAM would otherwise
+             * start the guest on empty memory.
+             */
             if (st->depth == 0 && !st->forked && !loadvm_check_all_loaded(st, errp)) {
+                return LOADVM_ERROR;
+            }
+            if (st->depth == 0 && !check_live_ended(st, errp)) {
                 return LOADVM_ERROR;
             }
             return LOADVM_EOF;
@@ -1021,13 +1041,57 @@ LoadVMResult loadvm_main(LoadVMState *st, MigStream *s, GError **errp)
     return loadvm_loop(st, s, errp);
 }
 
+/* The section started for live entry @e (shared with a fork), or NULL. */
+static LiveSection *live_section_of(LoadVMState *st, SaveEntry *e)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, st->live_by_id);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        LiveSection *ls = v;
+        if (ls->e == e) {
+            return ls;
+        }
+    }
+    return NULL;
+}
+
 bool loadvm_check_all_loaded(LoadVMState *st, GError **errp)
 {
     for (guint i = 0; entries && i < entries->len; i++) {
         SaveEntry *e = entries->pdata[i];
+        if (e->live && !live_section_of(st, e)) {
+            error_setg(errp, "Missing migration section '%s' instance %" PRIu32,
+                       e->idstr, e->instance_id);
+            return false;
+        }
         if (!e->live && !g_hash_table_contains(st->loaded, e)) {
             error_setg(errp, "Missing migration record '%s' instance %" PRIu32,
                        e->idstr, e->instance_id);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every registered live section was started and has ended (at EOF). */
+static bool check_live_ended(LoadVMState *st, GError **errp)
+{
+    for (guint i = 0; entries && i < entries->len; i++) {
+        SaveEntry *e = entries->pdata[i];
+        if (!e->live) {
+            continue;
+        }
+        LiveSection *ls = live_section_of(st, e);
+        if (!ls) {
+            error_setg(errp, "Missing migration section '%s' instance %" PRIu32,
+                       e->idstr, e->instance_id);
+            return false;
+        }
+        if (!ls->ended) {
+            error_setg(errp, "Migration section '%s' instance %" PRIu32 " did not end "
+                       "(no SECTION_END before EOF)", e->idstr, e->instance_id);
             return false;
         }
     }

@@ -186,12 +186,17 @@ const MigConfig *loadvm_source_config(LoadVMState *st);
 
 /*
  * Load records until EOF (returns LOADVM_EOF after checking that every
- * registered device record arrived), a QUIT from a command, or an error
- * (LOADVM_ERROR, @errp set). Packages are loaded in nested loops.
+ * registered device record arrived and every registered live section was
+ * started and ended), a QUIT from a command, or an error (LOADVM_ERROR,
+ * @errp set). Packages are loaded in nested loops.
  */
 LoadVMResult loadvm_main(LoadVMState *st, MigStream *s, GError **errp);
 
-/* Every registered SaveStateHandler has been loaded exactly once? */
+/*
+ * Every registered SaveStateHandler has been loaded exactly once and every
+ * registered live section has started (postcopy RUN; EOF also wants them
+ * ended)?
+ */
 bool loadvm_check_all_loaded(LoadVMState *st, GError **errp);
 /* Run post_load_all of every handler in priority order. */
 void loadvm_post_load_all(LoadVMState *st);

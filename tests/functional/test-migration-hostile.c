@@ -172,8 +172,7 @@ static void test_package_without_run(void)
     mig_put_command(pk, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);
     mig_stream_append_devices(pk, f);
     mig_put_packaged(b, pk);
-    mig_stream_append_devices(b, f);
-    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
+    /* Nothing follows: the listen thread waits on the main stream meanwhile. */
     play(dst, rs, b);
     expect_refusal(dst, rs, "The postcopy package ended without POSTCOPY_RUN");
 }
@@ -199,7 +198,6 @@ static void test_ram_in_package(void)
     mig_stream_append_devices(pk, f);
     mig_put_command(pk, MIG_CMD_POSTCOPY_RUN, NULL, 0);
     mig_put_packaged(b, pk);
-    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
     play(dst, rs, b);
     expect_refusal(dst, rs, "In the postcopy package: SECTION_PART record is not allowed");
 }
@@ -226,6 +224,53 @@ static void test_package_without_listen(void)
     mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
     play(dst, rs, b);
     expect_refusal(dst, rs, "In the postcopy package: device record before POSTCOPY_LISTEN");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Incomplete state */
+
+/* Every device record and EOF, but no RAM section: the guest would run on empty RAM. */
+static void test_no_ram(void)
+{
+    const MigStreamFile *f;
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+
+    if (!mig_require(false)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(false);
+    rs = connect_dest(dst);
+    b = stream_start(f);
+    mig_stream_append_devices(b, f);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
+    play(dst, rs, b);
+    expect_refusal(dst, rs, "Missing migration section 'ram' instance 0");
+}
+
+/* The RAM section started and a first part, never its end. */
+static void test_ram_not_ended(void)
+{
+    const MigStreamFile *f;
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+
+    if (!mig_require(false)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(false);
+    rs = connect_dest(dst);
+    b = stream_start(f);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_SECTION_START, "ram"));
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_SECTION_PART, NULL));
+    mig_stream_append_devices(b, f);
+    mig_stream_append(b, f, mig_stream_find(f, MIG_REC_EOF, NULL));
+    play(dst, rs, b);
+    expect_refusal(dst, rs, "Migration section 'ram' instance 0 did not end");
 }
 
 /* A complete, valid postcopy switch: LISTEN, the device records, RUN. */
@@ -295,6 +340,8 @@ int main(int argc, char **argv)
     mig_add_test("/migration/hostile/package-without-listen", test_package_without_listen,
                  false);
     mig_add_test("/migration/hostile/device-after-switch", test_device_after_switch, false);
+    mig_add_test("/migration/hostile/no-ram", test_no_ram, false);
+    mig_add_test("/migration/hostile/ram-not-ended", test_ram_not_ended, false);
     r = g_test_run();
     mig_stream_file_free(captured);
     return r;

@@ -518,8 +518,32 @@ static void body_unknown_record(MigStream *s)
 
 static void body_missing_record(MigStream *s)
 {
+    g_assert_true(savevm_live_setup(s, NULL));
+    g_assert_true(savevm_live_complete(s, NULL));
     savevm_put_full(s, 1, "cpu", 0, 1, (const uint8_t *)"x", 1);
     savevm_put_eof(s);
+}
+
+/* Every device record, but no RAM at all: the guest would start on empty RAM. */
+static void body_no_live_section(MigStream *s)
+{
+    g_assert_true(savevm_save_devices(s, NULL));
+    savevm_put_eof(s);
+}
+
+static void body_live_not_ended(MigStream *s)
+{
+    g_assert_true(savevm_live_setup(s, NULL));
+    g_assert_cmpint(savevm_live_iterate(s, NULL), >=, 0);
+    g_assert_true(savevm_save_devices(s, NULL));
+    savevm_put_eof(s);
+}
+
+static void body_part_after_end(MigStream *s)
+{
+    g_assert_true(savevm_live_setup(s, NULL));
+    g_assert_true(savevm_live_complete(s, NULL));
+    g_assert_cmpint(savevm_live_iterate(s, NULL), >=, 0);
 }
 
 static void body_duplicate_record(MigStream *s)
@@ -632,6 +656,11 @@ static void test_hostile(void)
     } cases[] = {
         { body_unknown_record, "Unknown migration record 'nosuch' instance 0" },
         { body_missing_record, "Missing migration record 'irqchip' instance 0" },
+        { body_no_live_section, "Missing migration section 'ram' instance 0" },
+        { body_live_not_ended, "Migration section 'ram' instance 0 did not end (no "
+          "SECTION_END before EOF)" },
+        { body_part_after_end, "SECTION_PART record for migration section 'ram' after "
+          "its end" },
         { body_duplicate_record, "Duplicate migration record 'cpu' instance 0" },
         { body_newer_version, "Unsupported version 2 of migration record 'cpu'" },
         { body_huge_full, "is too large (4294967295 bytes" },
