@@ -1126,6 +1126,12 @@ typedef struct IncomingState {
     int64_t load_start_us;        /* END section began (stop-and-copy data) */
     int64_t load_us;
     int64_t guest_visible_us;     /* source stop request to our RESUME, 0 if unknown */
+    /*
+     * The first error of either loader (incoming or listen thread); set
+     * once under err_lock, then read-only (the main loop reads it after
+     * the thread that set it scheduled the report).
+     */
+    GMutex err_lock;
     GError *error;
 
     /* postcopy */
@@ -1141,6 +1147,32 @@ typedef struct IncomingState {
 } IncomingState;
 
 static IncomingState mig_dst = { .state = MIGRATION_STATUS_NONE };
+
+/*
+ * Record @err unless a loader failed before: true if it is the first. After
+ * LISTEN two threads read the stream and both may fail; only the first
+ * failure is reported (once), and it decides what happens to the guest.
+ */
+static bool incoming_set_error(IncomingState *is, const GError *err)
+{
+    bool first;
+
+    g_mutex_lock(&is->err_lock);
+    first = !is->error;
+    if (first) {
+        is->error = g_error_copy(err);
+    }
+    g_mutex_unlock(&is->err_lock);
+    return first;
+}
+
+static bool incoming_has_error(IncomingState *is)
+{
+    g_mutex_lock(&is->err_lock);
+    bool failed = is->error != NULL;
+    g_mutex_unlock(&is->err_lock);
+    return failed;
+}
 
 static bool incoming_rp_send(IncomingState *is, const MigRpMsg *m)
 {
@@ -1298,6 +1330,11 @@ static int incoming_postcopy_run(void *opaque, GError **errp)
         error_setg(errp, "postcopy RUN without LISTEN");
         return -1;
     }
+    if (incoming_has_error(is)) {
+        /* The listen thread failed already: never start the guest. */
+        error_setg(errp, "postcopy RUN after the listen thread failed");
+        return -1;
+    }
     if (!loadvm_check_all_loaded(is->lst, errp)) {
         return -1;
     }
@@ -1345,6 +1382,7 @@ static gboolean incoming_postcopy_paused(gpointer opaque)
 }
 
 static gboolean incoming_finish_failed(gpointer opaque);
+static void incoming_send_error(IncomingState *is, const GError *err);
 
 static gpointer listen_thread_fn(gpointer opaque)
 {
@@ -1388,7 +1426,10 @@ static gpointer listen_thread_fn(gpointer opaque)
         main_loop_schedule(incoming_postcopy_completed, NULL);
         return NULL;
     }
-    is->error = g_error_copy(err);
+    if (!incoming_set_error(is, err)) {
+        /* The incoming thread failed first (and stopped our reads): it reports. */
+        return NULL;
+    }
     if (ran) {
         /*
          * The guest runs here already: keep userfaultfd registered (blocked
@@ -1398,6 +1439,7 @@ static gpointer listen_thread_fn(gpointer opaque)
         postcopy_incoming_pause(ram_postcopy_incoming());
         main_loop_schedule(incoming_postcopy_paused, NULL);
     } else {
+        incoming_send_error(is, err);
         main_loop_schedule(incoming_finish_failed, NULL);
     }
     return NULL;
@@ -1515,10 +1557,17 @@ static gpointer incoming_thread_fn(gpointer opaque)
     return NULL;
 
 fail:
+    if (!incoming_set_error(is, err)) {
+        /* The listen thread failed first and reports it. */
+        return NULL;
+    }
     incoming_send_error(is, err);
     if (is->postcopy) {
-        /* The listen thread may be reading the stream: leave both alone. */
-        is->error = g_error_copy(err);
+        /*
+         * The listen thread may be reading the stream: stop its reads (its
+         * own error is then not the first) but leave both to the exit.
+         */
+        stream_shutdown(s);
         main_loop_schedule(incoming_finish_failed, NULL);
         return NULL;
     }
@@ -1528,7 +1577,6 @@ fail:
     if (s) {
         stream_free(s);
     }
-    is->error = g_error_copy(err);
     main_loop_schedule(incoming_finish_failed, NULL);
     return NULL;
 }
@@ -1711,9 +1759,12 @@ JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
                 json_object_set_double_member(o, "x-guest-visible-downtime",
                                               (double)is->guest_visible_us / 1000.0);
             }
-            if ((ist == MIGRATION_STATUS_FAILED || ist == MIGRATION_STATUS_POSTCOPY_PAUSED) &&
-                is->error) {
-                json_object_set_string_member(o, "error-desc", is->error->message);
+            if (ist == MIGRATION_STATUS_FAILED || ist == MIGRATION_STATUS_POSTCOPY_PAUSED) {
+                g_mutex_lock(&is->err_lock);
+                if (is->error) {
+                    json_object_set_string_member(o, "error-desc", is->error->message);
+                }
+                g_mutex_unlock(&is->err_lock);
             }
             PostcopyIncoming *pc = ram_postcopy_incoming();
             if (pc && is->postcopy && migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME)) {

@@ -226,6 +226,62 @@ static void test_package_without_listen(void)
     expect_refusal(dst, rs, "In the postcopy package: device record before POSTCOPY_LISTEN");
 }
 
+/*
+ * Both loaders fail at once: the incoming thread inside the package, the
+ * listen thread (started by LISTEN) on the main stream. One failure is
+ * reported, once: one ERROR on the return path, one line on stderr.
+ */
+static void test_two_loaders_fail(void)
+{
+    const MigStreamFile *f;
+    g_autoptr(GByteArray) pk = g_byte_array_new();
+    g_autoptr(GByteArray) p = g_byte_array_new();
+    static const guint8 junk[] = { 0x55, 0x55, 0x55, 0x55 };
+    GByteArray *b;
+    GwVM *dst;
+    MigRawSource *rs;
+    g_autofree char *err = NULL;
+    g_autofree char *rp_error = NULL;
+    guint errors = 0;
+    guint16 type;
+    int status;
+
+    if (!mig_require(true)) {
+        return;
+    }
+    f = real_stream();
+    dst = hostile_dest(true);
+    rs = connect_dest(dst);
+    b = postcopy_start(f);
+    mig_put_command(pk, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);
+    mig_stream_append_devices(pk, f);
+    g_byte_array_append(pk, junk, sizeof(junk));
+    mig_put_packaged(b, pk);
+    g_byte_array_append(b, junk, sizeof(junk));
+    play(dst, rs, b);
+    while (mig_raw_read_rp(rs, &type, p, 30000)) {
+        if (type == MIG_RP_MSG_ERROR) {
+            errors++;
+            g_free(rp_error);
+            rp_error = g_strndup((const char *)p->data + 1, p->len - 1);
+            g_test_message("return path ERROR: %s", rp_error);
+        }
+    }
+    g_assert_true(gw_vm_wait_exit(dst, gw_timeout(30000), &status));
+    err = gw_vm_stderr(dst);
+    g_test_message("destination stderr: %s", err);
+    g_assert_cmpuint(errors, ==, 1);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    g_assert_true(g_str_has_prefix(err, "godwit: load of migration failed: "));
+    g_assert_nonnull(strstr(err, "Unknown migration record type 0x55"));
+    g_assert_true(strchr(err, '\n') == err + strlen(err) - 1);
+    /* The source hears the reason the destination reports. */
+    g_assert_nonnull(strstr(err, rp_error));
+    mig_raw_close(rs);
+    gw_vm_free(dst);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Incomplete state */
 
@@ -340,6 +396,7 @@ int main(int argc, char **argv)
     mig_add_test("/migration/hostile/package-without-listen", test_package_without_listen,
                  false);
     mig_add_test("/migration/hostile/device-after-switch", test_device_after_switch, false);
+    mig_add_test("/migration/hostile/two-loaders-fail", test_two_loaders_fail, false);
     mig_add_test("/migration/hostile/no-ram", test_no_ram, false);
     mig_add_test("/migration/hostile/ram-not-ended", test_ram_not_ended, false);
     r = g_test_run();
