@@ -10,10 +10,18 @@
 
 /* ---- expressions ---- */
 
+/*
+ * Parentheses and unary operators recurse; the input comes from a monitor
+ * (human-monitor-command takes up to 1 MiB), so the nesting is bounded well
+ * below what the stack holds.
+ */
+#define EXPR_MAX_DEPTH 64
+
 typedef struct ExprParser {
     const char *p;
     GError **errp;
     bool failed;
+    unsigned depth;
 } ExprParser;
 
 static void expr_error(ExprParser *e, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -45,7 +53,9 @@ static void expr_skip_spaces(ExprParser *e)
 
 static uint64_t expr_sum(ExprParser *e);
 
-static uint64_t expr_unary(ExprParser *e)
+static uint64_t expr_unary(ExprParser *e);
+
+static uint64_t expr_unary_nested(ExprParser *e)
 {
     uint64_t n;
     char *end;
@@ -125,6 +135,20 @@ static uint64_t expr_unary(ExprParser *e)
         expr_skip_spaces(e);
         return n;
     }
+}
+
+static uint64_t expr_unary(ExprParser *e)
+{
+    uint64_t n;
+
+    if (e->depth >= EXPR_MAX_DEPTH) {
+        expr_error(e, "expression nested too deeply (more than %d levels)", EXPR_MAX_DEPTH);
+        return 0;
+    }
+    e->depth++;
+    n = expr_unary_nested(e);
+    e->depth--;
+    return n;
 }
 
 static uint64_t expr_prod(ExprParser *e)

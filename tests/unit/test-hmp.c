@@ -144,6 +144,57 @@ static char *run(const char *line)
 
 /* ---- expressions and arguments ---- */
 
+/*
+ * Nesting is bounded: parentheses and unary operators recurse, and a
+ * monitor line can be 1 MiB long. Before the bound a few thousand levels
+ * were fine and a million overflowed the stack.
+ */
+static void test_expr_depth(void)
+{
+    static const char unary[] = { '(', '-', '~', '+' };
+    GError *err = NULL;
+    int64_t v;
+
+    for (size_t k = 0; k < G_N_ELEMENTS(unary); k++) {
+        for (size_t depth = 63; depth <= 64; depth++) {
+            GString *in = g_string_new(NULL);
+            const char *p;
+
+            for (size_t i = 0; i < depth; i++) {
+                g_string_append_c(in, unary[k]);
+            }
+            g_string_append(in, "5");
+            for (size_t i = 0; unary[k] == '(' && i < depth; i++) {
+                g_string_append_c(in, ')');
+            }
+            p = in->str;
+            if (depth == 63) {
+                /* Deepest accepted: the innermost number is level 64. */
+                g_assert_true(hmp_parse_expr(&p, &v, &err));
+                g_assert_no_error(err);
+                g_assert_cmpint(v, ==, unary[k] == '-' ? -5 : unary[k] == '~' ? ~5 : 5);
+            } else {
+                g_assert_false(hmp_parse_expr(&p, &v, &err));
+                g_assert_cmpstr(err->message, ==,
+                                "expression nested too deeply (more than 64 levels)");
+                g_clear_error(&err);
+            }
+            g_string_free(in, TRUE);
+        }
+    }
+    /* What human-monitor-command can carry: 1 MiB of each. */
+    for (size_t k = 0; k < G_N_ELEMENTS(unary); k++) {
+        g_autofree char *in = g_malloc(1 << 20);
+        const char *p = in;
+
+        memset(in, unary[k], (1 << 20) - 1);
+        in[(1 << 20) - 1] = '\0';
+        g_assert_false(hmp_parse_expr(&p, &v, &err));
+        g_assert_cmpstr(err->message, ==, "expression nested too deeply (more than 64 levels)");
+        g_clear_error(&err);
+    }
+}
+
 static void test_expr(void)
 {
     static const struct {
@@ -687,6 +738,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     fake_reset();
     g_test_add_func("/hmp/parse/expr", test_expr);
+    g_test_add_func("/hmp/parse/expr-depth", test_expr_depth);
     g_test_add_func("/hmp/parse/size", test_size);
     g_test_add_func("/hmp/parse/arguments", test_arguments);
     g_test_add_func("/hmp/table/find", test_find_command);
