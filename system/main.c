@@ -345,7 +345,10 @@ int main(int argc, char **argv)
 
     /*
      * Leave without joining vCPU threads: a vCPU may sleep on a page that
-     * will never arrive (postcopy), and exit() ends it all the same.
+     * will never arrive (postcopy), and exit() ends it all the same. The
+     * BQL stays held to the end: a running vCPU that exits to emulate port
+     * I/O waits for it, so it can never reach the chardevs freed here (it
+     * did once, writing to the serial chardev after its cleanup).
      */
     qmp_server_cleanup();
     hmp_monitor_cleanup_all();
@@ -353,7 +356,6 @@ int main(int argc, char **argv)
     if (o->pidfile) {
         unlink(o->pidfile);
     }
-    bql_unlock();
     fflush(stdout);
     _exit(exit_status);
 }
