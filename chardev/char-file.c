@@ -22,6 +22,13 @@ static void file_write(Chardev *chr, const uint8_t *buf, size_t len)
     char_out_write(s->out, buf, len);
 }
 
+static bool file_drain(Chardev *chr, int timeout_ms)
+{
+    FileState *s = chr->be_opaque;
+
+    return char_out_drain(s->out, timeout_ms);
+}
+
 static void file_close(Chardev *chr)
 {
     FileState *s = chr->be_opaque;
@@ -34,6 +41,7 @@ static void file_close(Chardev *chr)
 static const ChardevOps file_ops = {
     .name = "file",
     .write = file_write,
+    .drain = file_drain,
     .close = file_close,
 };
 

@@ -17,6 +17,8 @@ typedef struct ChardevOps {
     const char *name;
     /* Queue @buf for output; any thread; must not block. NULL drops. */
     void (*write)(Chardev *chr, const uint8_t *buf, size_t len);
+    /* Wait up to @timeout_ms until queued output is written; optional. */
+    bool (*drain)(Chardev *chr, int timeout_ms);
     /* A front-end attached (main thread); optional. */
     void (*attached)(Chardev *chr);
     /* Release back-end resources (main thread, from chardev_cleanup_all). */

@@ -110,6 +110,13 @@ static void socket_write(Chardev *chr, const uint8_t *buf, size_t len)
     char_out_write(s->out, buf, len);
 }
 
+static bool socket_drain(Chardev *chr, int timeout_ms)
+{
+    SocketState *s = chr->be_opaque;
+
+    return char_out_drain(s->out, timeout_ms);
+}
+
 static void socket_close(Chardev *chr)
 {
     SocketState *s = chr->be_opaque;
@@ -135,6 +142,7 @@ static void socket_close(Chardev *chr)
 static const ChardevOps socket_ops = {
     .name = "socket",
     .write = socket_write,
+    .drain = socket_drain,
     .close = socket_close,
 };
 

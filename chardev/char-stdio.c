@@ -132,6 +132,13 @@ static void stdio_write(Chardev *chr, const uint8_t *buf, size_t len)
     char_out_write(s->out, buf, len);
 }
 
+static bool stdio_drain(Chardev *chr, int timeout_ms)
+{
+    StdioState *s = chr->be_opaque;
+
+    return char_out_drain(s->out, timeout_ms);
+}
+
 static void stdio_close(Chardev *chr)
 {
     StdioState *s = chr->be_opaque;
@@ -148,6 +155,7 @@ static void stdio_close(Chardev *chr)
 static const ChardevOps stdio_ops = {
     .name = "stdio",
     .write = stdio_write,
+    .drain = stdio_drain,
     .attached = stdio_attached,
     .close = stdio_close,
 };

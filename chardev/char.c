@@ -164,6 +164,20 @@ const char *chardev_label(Chardev *chr)
     return chr ? chr->label : "none";
 }
 
+void chardev_drain_all(int timeout_ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    for (guint i = 0; chardevs && i < chardevs->len; i++) {
+        Chardev *chr = g_ptr_array_index(chardevs, i);
+        gint64 left = (end - g_get_monotonic_time()) / 1000;
+
+        if (chr->ops->drain) {
+            chr->ops->drain(chr, (int)MAX(left, 0));
+        }
+    }
+}
+
 void chardev_cleanup_all(void)
 {
     GPtrArray *all = chardevs;

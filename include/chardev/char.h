@@ -64,6 +64,15 @@ bool chardev_is_mux_frontend(Chardev *chr);
 const char *chardev_label(Chardev *chr);
 
 /*
+ * Wait until the output every chardev has queued so far is written (at
+ * most @timeout_ms for all of them together). After a VM stop this makes
+ * the files and terminals hold everything the guest wrote before the stop,
+ * as QEMU's synchronous writes do. Any thread; the chardev list is only
+ * changed at startup and exit.
+ */
+void chardev_drain_all(int timeout_ms);
+
+/*
  * Close every chardev (restores the terminal for stdio; queued output is
  * flushed for up to 2 s per chardev). Main thread, at exit, after
  * hmp_monitor_cleanup_all().

@@ -324,6 +324,31 @@ static void test_file_backend(void)
     unlink(path);
 }
 
+/*
+ * After chardev_drain_all() (what a VM stop does) the file holds every byte
+ * written before, while the chardev is still open: a migration test reads
+ * the source's serial log right after the source reports completion.
+ */
+static void test_file_drain_all(void)
+{
+    g_autofree char *path = g_build_filename(g_get_tmp_dir(), "gw-test-chr-drain", NULL);
+    g_autofree char *spec = g_strdup_printf("file:%s", path);
+    g_autofree char *contents = NULL;
+    gsize len = 0;
+    GError *err = NULL;
+    Chardev *chr = chardev_new_from_spec(spec, &err);
+
+    g_assert_no_error(err);
+    for (int i = 0; i < 20000; i++) {
+        chardev_printf(chr, "tick: pass %d\n", i);
+    }
+    chardev_drain_all(5000);
+    g_assert_true(g_file_get_contents(path, &contents, &len, NULL));
+    g_assert_true(g_str_has_suffix(contents, "tick: pass 19999\n"));
+    chardev_cleanup_all();
+    unlink(path);
+}
+
 static void test_file_bad_path(void)
 {
     GError *err = NULL;
@@ -479,6 +504,7 @@ int main(int argc, char **argv)
     g_test_add_func("/chardev/mux/single-frontend", test_mux_single_frontend_passthrough);
     g_test_add_func("/chardev/file/write", test_file_backend);
     g_test_add_func("/chardev/file/bad-path", test_file_bad_path);
+    g_test_add_func("/chardev/file/drain-all", test_file_drain_all);
     g_test_add_func("/chardev/out/bounded", test_output_queue_bounded);
     g_test_add_func("/chardev/socket/unix", test_unix_socket);
     return g_test_run();
