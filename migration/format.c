@@ -408,6 +408,12 @@ static bool rp_cstr(const uint8_t *p, size_t len, char *out, const char *what,
         error_setg(errp, "Malformed %s message on the return path", what);
         return false;
     }
+    /* As on the forward stream: names are C strings, a NUL would alias another. */
+    if (memchr(p + 1, 0, p[0])) {
+        error_setg(errp, "Malformed %s message on the return path (NUL byte in its text)",
+                   what);
+        return false;
+    }
     memcpy(out, p + 1, p[0]);
     out[p[0]] = '\0';
     return true;
@@ -508,6 +514,11 @@ int mig_cmd_discard_decode(const uint8_t *p, size_t len, char *block,
         return -1;
     }
     size_t nlen = p[0];
+    if (memchr(p + 1, 0, nlen)) {
+        error_setg(errp, "Malformed POSTCOPY_RAM_DISCARD command (NUL byte in the block "
+                   "name)");
+        return -1;
+    }
     memcpy(block, p + 1, nlen);
     block[nlen] = '\0';
     const uint8_t *q = p + 1 + nlen;
@@ -523,4 +534,26 @@ int mig_cmd_discard_decode(const uint8_t *p, size_t len, char *block,
         }
     }
     return n;
+}
+
+/* --- text from the peer --- */
+
+char *mig_text_sanitize(const char *text)
+{
+    GString *out = g_string_new(NULL);
+    const char *p = text;
+
+    while (*p) {
+        gunichar c = g_utf8_get_char_validated(p, -1);
+        if (c != (gunichar)-1 && c != (gunichar)-2 && c != '\\' && g_unichar_isprint(c)) {
+            const char *next = g_utf8_next_char(p);
+            g_string_append_len(out, p, next - p);
+            p = next;
+        } else {
+            /* One byte at a time: control bytes, invalid UTF-8, the escape itself. */
+            g_string_append_printf(out, "\\x%02x", (unsigned char)*p);
+            p++;
+        }
+    }
+    return g_string_free(out, FALSE);
 }

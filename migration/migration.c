@@ -147,13 +147,30 @@ static bool migrate_set_state(int *state, MigrationStatus old, MigrationStatus n
     return false;
 }
 
+/*
+ * An error message may quote the peer (an ERROR reason, a block name):
+ * only its sanitized text reaches error-desc and stderr.
+ */
+static GError *error_copy_sanitized(const GError *err)
+{
+    g_autofree char *text = mig_text_sanitize(err->message);
+
+    return g_error_new_literal(err->domain, err->code, text);
+}
+
 static void migrate_set_error(MigrationState *ms, const GError *err)
 {
     migration_stats_lock();
     if (!ms->error) {
-        ms->error = g_error_copy(err);
+        ms->error = error_copy_sanitized(err);
     }
     migration_stats_unlock();
+}
+
+/* The recorded error's text, for stderr (the thread that set it only). */
+static const char *migrate_error_text(MigrationState *ms)
+{
+    return ms->error ? ms->error->message : "unknown error";
 }
 
 /* ---- the runstate record: how the destination should come up ---- */
@@ -928,7 +945,7 @@ out:
             migrate_set_error(ms, err);
         }
         fprintf(stderr, "godwit: Detected IO failure for postcopy. Migration paused: %s\n",
-                err ? err->message : "unknown error");
+                migrate_error_text(ms));
         runstate_set(RUN_STATE_FINISH_MIGRATE);
         migrate_set_state(&ms->state, g_atomic_int_get(&ms->state),
                           MIGRATION_STATUS_POSTCOPY_PAUSED);
@@ -949,7 +966,7 @@ out:
                 err = g_error_new(GW_ERROR, 0, "migration was interrupted");
             }
             migrate_set_error(ms, err);
-            fprintf(stderr, "godwit: migration failed: %s\n", err->message);
+            fprintf(stderr, "godwit: migration failed: %s\n", migrate_error_text(ms));
             migrate_set_state(&ms->state, g_atomic_int_get(&ms->state), MIGRATION_STATUS_FAILED);
         }
     }
@@ -1160,7 +1177,8 @@ static bool incoming_set_error(IncomingState *is, const GError *err)
     g_mutex_lock(&is->err_lock);
     first = !is->error;
     if (first) {
-        is->error = g_error_copy(err);
+        /* It may quote the stream (names): stderr, error-desc and ERROR get it clean. */
+        is->error = error_copy_sanitized(err);
     }
     g_mutex_unlock(&is->err_lock);
     return first;
@@ -1439,7 +1457,7 @@ static gpointer listen_thread_fn(gpointer opaque)
         postcopy_incoming_pause(ram_postcopy_incoming());
         main_loop_schedule(incoming_postcopy_paused, NULL);
     } else {
-        incoming_send_error(is, err);
+        incoming_send_error(is, is->error);
         main_loop_schedule(incoming_finish_failed, NULL);
     }
     return NULL;
@@ -1561,7 +1579,7 @@ fail:
         /* The listen thread failed first and reports it. */
         return NULL;
     }
-    incoming_send_error(is, err);
+    incoming_send_error(is, is->error);
     if (is->postcopy) {
         /*
          * The listen thread may be reading the stream: stop its reads (its

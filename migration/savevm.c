@@ -914,6 +914,10 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
             error_setg(errp, "Malformed RECV_BITMAP command (length %u)", len);
             return -1;
         }
+        if (memchr(p + 1, 0, p[0])) {
+            error_setg(errp, "Malformed RECV_BITMAP command (NUL byte in the block name)");
+            return -1;
+        }
         memcpy(block, p + 1, p[0]);
         block[p[0]] = '\0';
         return o->recv_bitmap ? o->recv_bitmap(st->opaque, block, errp)

@@ -154,6 +154,14 @@ size_t mig_rp_encode(const MigRpMsg *m, uint8_t *buf);
 bool mig_rp_decode(unsigned type, const uint8_t *payload, size_t len,
                    MigRpMsg *m, GError **errp);
 
+/*
+ * Text that came from the peer (an ERROR reason, a name in a message) made
+ * safe for a terminal, a log line and a JSON string: printable UTF-8 stays,
+ * every other byte (control bytes, invalid UTF-8) and the backslash become
+ * "\xNN". Newly allocated.
+ */
+char *mig_text_sanitize(const char *text);
+
 /* --- command payloads (pure encode/decode) --- */
 
 typedef struct MigDiscardRange {

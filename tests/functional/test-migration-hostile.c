@@ -9,6 +9,8 @@
  */
 #include "qemu/osdep.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "migration-framework.h"
@@ -384,6 +386,104 @@ static void test_device_after_switch(void)
     gw_vm_free(dst);
 }
 
+/* ---------------------------------------------------------------------- */
+/* A hostile destination: the return path to a real source */
+
+/* Listen on a unix socket in @vm's directory, as a destination would. */
+static int fake_dest_listen(GwVM *vm, char **path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    *path = gw_vm_path(vm, "fake-dst.sock");
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpuint(strlen(*path), <, sizeof(sa.sun_path));
+    strcpy(sa.sun_path, *path);
+    unlink(*path);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(listen(fd, 1), ==, 0);
+    return fd;
+}
+
+/*
+ * Migrate @src to a fake destination that answers with one return-path
+ * ERROR message whose payload is @text (@len bytes); returns the source's
+ * error-desc (g_free).
+ */
+static char *migrate_to_rp_error(GwVM *src, const char *text, gsize len)
+{
+    g_autofree char *path = NULL;
+    int lfd = fake_dest_listen(src, &path);
+    g_autoptr(GByteArray) msg = g_byte_array_new();
+    guint8 hdr[5] = { 0, MIG_RP_MSG_ERROR, 0, (guint8)(len + 1), (guint8)len };
+    guint8 junk[4096];
+    int fd;
+
+    g_assert_cmpuint(len, <=, 255);
+    json_node_unref(gw_qmp_assert_success(src,
+        "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", path));
+    fd = accept(lfd, NULL, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    /* The source's header and CONFIG, then it waits for PONG 1. */
+    g_assert_cmpint(recv(fd, junk, sizeof(junk), 0), >, 8);
+    g_byte_array_append(msg, hdr, sizeof(hdr));
+    g_byte_array_append(msg, (const guint8 *)text, len);
+    g_assert_cmpint(send(fd, msg->data, msg->len, MSG_NOSIGNAL), ==, (gssize)msg->len);
+    mig_wait_status(src, "failed", MIG_EVENT_TIMEOUT_MS);
+    close(fd);
+    close(lfd);
+    return g_strdup(mig_query_str(src, "error-desc"));
+}
+
+/*
+ * The destination's ERROR text is the peer's: it must reach error-desc and
+ * stderr without its control bytes, and a NUL in it is refused as in any
+ * name on the forward stream.
+ */
+static void test_rp_error_text(void)
+{
+    static const char evil[] = "\x1b[2J\x07gone\nsecond line \xc2\x9b" "31m";
+    static const char nul[] = "abc\0def";
+    static const MigConfig cfg = { .ram_mib = HOSTILE_RAM_MIB };
+    g_autofree char *desc1 = NULL;
+    g_autofree char *desc2 = NULL;
+    g_autofree char *err = NULL;
+    GwVM *src;
+
+    if (!mig_require(false)) {
+        return;
+    }
+    src = mig_start_source(&cfg, "src");
+    mig_set_caps(src, "events", true);
+
+    desc1 = migrate_to_rp_error(src, evil, sizeof(evil) - 1);
+    g_test_message("error-desc: %s", desc1);
+    g_assert_cmpstr(desc1, ==, "The destination refused the migration: \\x1b[2J\\x07gone"
+                    "\\x0asecond line \\xc2\\x9b31m");
+
+    desc2 = migrate_to_rp_error(src, nul, sizeof(nul) - 1);
+    g_test_message("error-desc: %s", desc2);
+    g_assert_cmpstr(desc2, ==, "The destination refused the migration: Malformed ERROR "
+                    "message on the return path (NUL byte in its text)");
+
+    /* One line per failure on stderr, the same clean text. */
+    err = gw_vm_stderr(src);
+    g_test_message("source stderr: %s", err);
+    {
+        g_autofree char *want = g_strdup_printf("godwit: migration failed: %s\n"
+                                                "godwit: migration failed: %s\n",
+                                                desc1, desc2);
+        g_assert_cmpstr(err, ==, want);
+    }
+    /* The source guest never stopped and still runs. */
+    g_assert_null(gw_qmp_poll_event(src, "STOP", 200));
+    {
+        g_autofree char *st = gw_vm_query_status(src);
+        g_assert_cmpstr(st, ==, "running");
+    }
+    gw_vm_free(src);
+}
+
 int main(int argc, char **argv)
 {
     int r;
@@ -399,6 +499,7 @@ int main(int argc, char **argv)
     mig_add_test("/migration/hostile/two-loaders-fail", test_two_loaders_fail, false);
     mig_add_test("/migration/hostile/no-ram", test_no_ram, false);
     mig_add_test("/migration/hostile/ram-not-ended", test_ram_not_ended, false);
+    mig_add_test("/migration/hostile/rp-error-text", test_rp_error_text, false);
     r = g_test_run();
     mig_stream_file_free(captured);
     return r;

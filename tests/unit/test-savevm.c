@@ -369,6 +369,11 @@ static void test_golden_return_path(void)
         { 4, (const uint8_t *)"\0\0\0\0\0\0\0\0\0\0\0\0", 12, "bad range" },
         { 4, (const uint8_t *)"\xff\xff\xff\xff\xff\xff\xff\xff\0\0\x10\0",
           12, "bad range" },
+        /* NUL inside a name or text, refused as on the forward stream. */
+        { 8, (const uint8_t *)"\x03" "a\0b", 4, "(NUL byte in its text)" },
+        { 5, (const uint8_t *)"\x04" "ra\0m", 5, "(NUL byte in its text)" },
+        { 3, (const uint8_t *)"\0\0\0\0\0\0\x50\0\0\0\x10\0\x06" "pc\0ram", 19,
+          "(NUL byte in its text)" },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_assert_false(mig_rp_decode(bad[i].type, bad[i].p, bad[i].len, &d,
@@ -378,6 +383,29 @@ static void test_golden_return_path(void)
             g_error("case %zu: '%s' lacks '%s'", i, err->message, bad[i].msg);
         }
         g_clear_error(&err);
+    }
+}
+
+/* Peer text is shown as printable UTF-8; everything else as \\xNN. */
+static void test_text_sanitize(void)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        { "RAM size mismatch: source has 1 bytes", "RAM size mismatch: source has 1 bytes" },
+        { "\x1b[2J\x07gone\nline 2\r", "\\x1b[2J\\x07gone\\x0aline 2\\x0d" },
+        { "tab\there\x7f", "tab\\x09here\\x7f" },
+        { "back\\slash", "back\\x5cslash" },
+        { "caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac" },   /* valid UTF-8 */
+        { "bad \xc3 \xff\xfe", "bad \\xc3 \\xff\\xfe" },            /* invalid UTF-8 */
+        { "\xc2\x9b" "31m", "\\xc2\\x9b31m" },                          /* C1 CSI */
+        { "", "" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *got = mig_text_sanitize(cases[i].in);
+        g_assert_cmpstr(got, ==, cases[i].out);
+        g_assert_true(g_utf8_validate(got, -1, NULL));
     }
 }
 
@@ -1233,6 +1261,40 @@ static void test_after_switch(void)
     }
 }
 
+/* NUL in a command's block name: refused, as in every other name. */
+static void test_command_nul(void)
+{
+    GError *err = NULL;
+    char block[256];
+    MigDiscardRange r[1];
+    static const uint8_t discard[] = {
+        3, 'r', 0, 'm', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0,
+    };
+
+    g_assert_cmpint(mig_cmd_discard_decode(discard, sizeof(discard), block, r, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "Malformed POSTCOPY_RAM_DISCARD command (NUL byte in "
+                    "the block name)");
+    g_clear_error(&err);
+
+    setup_registry();
+    MigStream *s = stream_new_mem_writer();
+    g_autoptr(MigConfig) c = test_config();
+    CmdLog cl = { g_string_new("") };
+    savevm_put_header(s);
+    savevm_put_config(s, c);
+    savevm_put_command(s, MIG_CMD_RECV_BITMAP, "\x03r\0m", 4);
+    g_autoptr(GBytes) b = take_mem(s);
+    gsize len;
+    const uint8_t *d = g_bytes_get_data(b, &len);
+    g_assert_cmpint(load_bytes(d, len, NULL, &cmd_ops, &cl, &err), ==, LOADVM_ERROR);
+    g_assert_cmpstr(err->message, ==, "Malformed RECV_BITMAP command (NUL byte in the block "
+                    "name)");
+    g_clear_error(&err);
+    g_assert_cmpstr(cl.log->str, ==, "");
+    g_string_free(cl.log, TRUE);
+    teardown_registry();
+}
+
 /* Discard encode limits. */
 static void test_discard_limits(void)
 {
@@ -1466,6 +1528,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/savevm/package-contents", test_package_contents);
     g_test_add_func("/migration/savevm/after-switch", test_after_switch);
     g_test_add_func("/migration/savevm/discard-limits", test_discard_limits);
+    g_test_add_func("/migration/savevm/text-sanitize", test_text_sanitize);
+    g_test_add_func("/migration/savevm/command-nul", test_command_nul);
     g_test_add_func("/migration/savevm/analyzer", test_analyzer);
     return g_test_run();
 }
