@@ -130,6 +130,46 @@ static void cpu_throttle_sleep(void)
     }
 }
 
+/*
+ * KVM finishes a port I/O or MMIO instruction only when the vCPU re-enters
+ * KVM_RUN; until then its registers show the instruction not yet executed.
+ * A vCPU that parked right after such an exit would be saved (migrated)
+ * that way and the destination would execute it again: an OUT to the UART
+ * printed its byte twice, an IN from it would lose one. So before parking,
+ * enter KVM_RUN once with immediate_exit set: KVM completes the pending
+ * instruction and returns at once without running the guest further.
+ * Called and returns with the BQL held.
+ */
+static void cpu_complete_pending_io(CPUState *cpu)
+{
+    if (!cpu->io_pending) {
+        return;
+    }
+    cpu->io_pending = false;
+    __atomic_store_n(&cpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
+    bql_unlock();
+    int r = ioctl(cpu->fd, KVM_RUN, 0);
+    int err = errno;
+    bql_lock();
+    __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_RELAXED);
+    if (r == 0) {
+        /*
+         * Not expected with immediate_exit set; if KVM did run and exit
+         * again, that exit must not be lost.
+         */
+        if (!cpu_handle_exit(cpu)) {
+            cpu->stop = true;
+        }
+        cpu->io_pending = cpu->run->exit_reason == KVM_EXIT_IO ||
+                          cpu->run->exit_reason == KVM_EXIT_MMIO;
+    } else if (err != EINTR && err != EAGAIN) {
+        g_autofree char *why = g_strdup_printf("vCPU %d: KVM_RUN failed: %s",
+                                               cpu->index, g_strerror(err));
+        qemu_system_internal_error(why);
+        cpu->stop = true;
+    }
+}
+
 static void *vcpu_thread_fn(void *opaque)
 {
     CPUState *cpu = opaque;
@@ -151,6 +191,10 @@ static void *vcpu_thread_fn(void *opaque)
 
     for (;;) {
         while (cpu->stop || !cpus_running) {
+            cpu_complete_pending_io(cpu);
+            if (!cpu->stop && cpus_running) {
+                break;      /* resumed while the BQL was dropped */
+            }
             if (!cpu->stopped) {
                 cpu->stopped = true;
                 g_cond_broadcast(&cpu_park_cond);
@@ -168,6 +212,7 @@ static void *vcpu_thread_fn(void *opaque)
         int err = errno;
 
         bql_lock();
+        cpu->io_pending = false;
         if (r < 0) {
             if (err == EINTR || err == EAGAIN) {
                 __atomic_store_n(&cpu->run->immediate_exit, 0, __ATOMIC_RELAXED);
@@ -184,6 +229,8 @@ static void *vcpu_thread_fn(void *opaque)
         if (!cpu_handle_exit(cpu)) {
             cpu->stop = true;
         }
+        cpu->io_pending = cpu->run->exit_reason == KVM_EXIT_IO ||
+                          cpu->run->exit_reason == KVM_EXIT_MMIO;
     }
     return NULL;
 }

@@ -22,6 +22,12 @@ struct CPUState {
     bool stop;                  /* request: park outside KVM_RUN */
     bool stopped;               /* state: parked */
     bool created;
+    /*
+     * The last exit was port I/O or MMIO that KVM completes only on the
+     * next KVM_RUN (an OUT's RIP advance, an IN's value into RAX). Only
+     * the vCPU thread uses it.
+     */
+    bool io_pending;
     /* Throttling (auto-converge): share of each period the thread sleeps, 0..99. */
     int throttle_percent;       /* written by migration, read by the vCPU thread */
 };
