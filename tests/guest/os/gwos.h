@@ -149,6 +149,7 @@ typedef struct Config {
     uint64_t net_rate;        /* frames/s, 0 = as fast as the window allows */
     uint64_t net_len;         /* bytes per frame */
     uint64_t net_window;      /* frames in flight at most */
+    bool net_bar_zero;        /* test: forget firmware's BARs, assign our own */
 } Config;
 extern Config cfg;
 

@@ -154,6 +154,8 @@ static void parse_word(const char *w, size_t n)
     if (k == n) {
         if (streq_n(w, "nokvmclock", n)) {
             cfg.no_kvmclock = true;
+        } else if (streq_n(w, "netbarzero", n)) {
+            cfg.net_bar_zero = true;
         }
         return;                         /* the kernel file name, or unknown */
     }

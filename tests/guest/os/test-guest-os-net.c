@@ -351,6 +351,49 @@ static void test_udp_loopback_tcg(void)
     run_udp_loopback(false);
 }
 
+/*
+ * netbarzero: the device's BARs cleared first, as a VMM without firmware
+ * would leave them; gwos sizes and assigns BAR 4 from its window (around
+ * the BARs SeaBIOS assigned to the other devices) and frames flow.
+ */
+static void test_bar_assign(void)
+{
+    if (!use_qemu()) {
+        return;
+    }
+    bool kvm = prefer_kvm();
+    if (kvm && !gw_require_kvm()) {
+        return;
+    }
+    int port = free_udp_port();
+    g_autofree char *net = udp_netdev(port, port);
+    GwVM *vm = start_gwos(kvm, "work=idle hz=250 marker=0 net=on netbarzero", net);
+    if (!vm) {
+        return;
+    }
+    g_autofree char *log = wait_net(vm, 3, 1000, 60000);
+    g_autofree GwosResults *r = read_results(vm);
+    check_clean(log);
+    g_assert_nonnull(strstr(log, "gwos: net: netbarzero: the device's BARs cleared\n"));
+    const char *a = strstr(log, " bar4 assigned 0x");
+    g_assert_nonnull(a);
+    guint64 addr = g_ascii_strtoull(a + strlen(" bar4 assigned "), NULL, 16);
+    g_test_message("bar4 assigned at 0x%" PRIx64, addr);
+    /* QEMU's modern virtio BAR: 16 KiB, naturally aligned, in gwos's window */
+    g_assert_nonnull(strstr(a, " (0x4000 bytes)\n"));
+    g_assert_cmphex(addr & 0x3fff, ==, 0);
+    g_assert_cmphex(addr, >=, 0xe0000000);
+    g_assert_cmphex(addr + 0x4000, <=, 0xfec00000);
+    g_autofree char *used = g_strdup_printf(" virtio-net bar4=0x%" PRIx64 " mac=" GUEST_MAC
+                                            "\n", addr);
+    g_assert_nonnull(strstr(log, used));
+    const GwosNetResults *n = &r->net;
+    g_assert_cmpuint(n->state, ==, GWOS_NET_RUNNING);
+    g_assert_cmpuint(n->rx, >=, 1000);
+    g_assert_cmpuint(n->lost + n->dup + n->reorder + n->late + n->corrupt + n->foreign, ==, 0);
+    gw_vm_free(vm);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Faults: a reflector that damages chosen frames */
 
@@ -787,6 +830,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/guest-os/net/udp-loopback/kvm", test_udp_loopback_kvm);
     g_test_add_func("/guest-os/net/udp-loopback/tcg", test_udp_loopback_tcg);
+    g_test_add_func("/guest-os/net/bar-assign", test_bar_assign);
     g_test_add_func("/guest-os/net/faults", test_faults);
     g_test_add_func("/guest-os/net/exit", test_exit);
     g_test_add_func("/guest-os/net/vhost-user/testpmd", test_testpmd);

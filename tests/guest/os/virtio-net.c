@@ -106,6 +106,30 @@ static void read_caps(const PciDev *d, VirtioCap caps[5])
 }
 
 /*
+ * netbarzero: clear the memory BARs the capabilities use, as a VMM without
+ * firmware leaves them, so the assignment path runs under QEMU too. Memory
+ * decode stays off (a BAR at 0 would shadow low RAM) until pci_enable().
+ */
+static void forget_bars(const PciDev *d, const VirtioCap caps[5])
+{
+    uint16_t cmd = pci_read16(d, 0x04);
+
+    pci_write16(d, 0x04, cmd & ~0x2);
+    for (int t = VIRTIO_PCI_CAP_COMMON; t <= VIRTIO_PCI_CAP_DEVICE; t++) {
+        uint32_t off = 0x10 + 4u * caps[t].bar;
+        uint32_t lo = pci_read32(d, off);
+        if (lo & 1) {
+            continue;                   /* I/O BAR: left alone, refused later */
+        }
+        pci_write32(d, off, lo & 0xf);
+        if ((lo & 0x6) == 0x4 && caps[t].bar < 5) {
+            pci_write32(d, off + 4, 0);
+        }
+    }
+    kprintf("gwos: net: netbarzero: the device's BARs cleared\n");
+}
+
+/*
  * Where each capability's structure lives: BAR address (assigned if
  * firmware left it 0) plus offset; BARs above 4 GiB are mapped.
  */
@@ -219,6 +243,9 @@ bool vnet_init(uint32_t dest_apic)
             results->net.state = GWOS_NET_FAILED;
             return false;
         }
+    }
+    if (cfg.net_bar_zero) {
+        forget_bars(d, caps);
     }
     if (!locate(d, caps, bars, addr)) {
         results->net.state = GWOS_NET_FAILED;
