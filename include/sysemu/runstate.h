@@ -26,6 +26,14 @@ void vm_stop(RunState new_state);
 /* Start (or resume) the vCPUs; emits RESUME. BQL held. */
 void vm_start(void);
 
+/*
+ * Told when the VM starts (@running, before the vCPUs resume) or stops
+ * (after every vCPU is parked, before STOP is emitted), on whichever
+ * thread calls vm_start/vm_stop, with the BQL held. Register at start-up.
+ */
+typedef void (*VMStateChangeFn)(void *opaque, bool running, RunState state);
+void vm_state_add_notifier(VMStateChangeFn fn, void *opaque);
+
 /* Whether the guest should start when an incoming migration completes (no -S). */
 extern bool autostart;
 
