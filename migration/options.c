@@ -6,9 +6,11 @@
  */
 #include "qemu/osdep.h"
 #include "migration/migration.h"
+#include "migration/misc.h"
 #include "monitor/qmp.h"
 #include "qapi/qapi-commands.h"
 #include "migration/postcopy-ram.h"
+#include "migration/postcopy-notify.h"
 #include "sysemu/runstate.h"
 
 bool migrate_caps[MIGRATION_CAPABILITY__MAX];
@@ -37,6 +39,14 @@ MigrationParams migrate_params = {
     .multifd_channels = 2,
     .x_postcopy_after_passes = 0,
 };
+
+void migration_announce_params(MigrationAnnounceParams *p)
+{
+    p->initial = __atomic_load_n(&migrate_params.announce_initial, __ATOMIC_RELAXED);
+    p->max = __atomic_load_n(&migrate_params.announce_max, __ATOMIC_RELAXED);
+    p->rounds = __atomic_load_n(&migrate_params.announce_rounds, __ATOMIC_RELAXED);
+    p->step = __atomic_load_n(&migrate_params.announce_step, __ATOMIC_RELAXED);
+}
 
 /* Implemented now; the rest are refused when turned on. */
 static bool cap_supported(MigrationCapability c)
@@ -78,7 +88,8 @@ JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
         /* The receiving side checks at once that this host can do postcopy. */
         if (state && c == MIGRATION_CAPABILITY_POSTCOPY_RAM &&
             runstate_get() == RUN_STATE_INMIGRATE &&
-            !postcopy_ram_supported(current_machine->ram, errp)) {
+            (!postcopy_ram_supported(current_machine->ram, errp) ||
+             !postcopy_notify(POSTCOPY_NOTIFY_PROBE, NULL, errp))) {
             return NULL;
         }
         newcaps[c] = state;

@@ -7,6 +7,7 @@
  */
 #include "qemu/osdep.h"
 #include "migration/postcopy-ram.h"
+#include "migration/postcopy-notify.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -70,7 +71,8 @@ typedef struct PcPending {
 
 typedef struct PcExternal {
     int fd;
-    PostcopyExternalFaultFn handler;
+    PostcopyExternalFaultFn handler;    /* either a raw handler... */
+    const PostcopyExternalOps *ops;     /* ...or translate/wake callbacks */
     void *opaque;
 } PcExternal;
 
@@ -862,6 +864,38 @@ bool postcopy_register_external_uffd(PostcopyIncoming *pi, int fd,
     return true;
 }
 
+bool postcopy_register_external_uffd_ops(PostcopyIncoming *pi, int fd,
+                                         const PostcopyExternalOps *ops, void *opaque,
+                                         GError **errp)
+{
+    if (pi->thread_started) {
+        error_setg(errp, "postcopy: an external userfaultfd must be registered before LISTEN");
+        return false;
+    }
+    if (fd < 0 || !ops || !ops->translate || !ops->wake) {
+        error_setg(errp, "postcopy: invalid external userfaultfd");
+        return false;
+    }
+    PcExternal e = { .fd = fd, .ops = ops, .opaque = opaque };
+    g_array_append_val(pi->externals, e);
+    return true;
+}
+
+/*
+ * Host page @hp_off became present in the shared memory: wake whoever
+ * sleeps on it behind an external userfaultfd (our UFFDIO_COPY only wakes
+ * sleepers on our own). The externals array is fixed once listening.
+ */
+static void pc_wake_externals(PostcopyIncoming *pi, uint64_t hp_off)
+{
+    for (guint i = 0; i < pi->externals->len; i++) {
+        PcExternal *e = &g_array_index(pi->externals, PcExternal, i);
+        if (e->ops) {
+            e->ops->wake(e->opaque, hp_off, pi->hps);
+        }
+    }
+}
+
 /* ---- faults ---- */
 
 typedef enum PcAction {
@@ -918,6 +952,7 @@ static void pc_fault_local(PostcopyIncoming *pi, uint64_t hp_off)
         if (pi->hooks.page_placed) {
             pi->hooks.page_placed(pi->opaque, hp_off, (uint32_t)pi->hps);
         }
+        pc_wake_externals(pi, hp_off);
     } else {
         pc_uffd_wake(pi->uffd, addr, pi->hps);
     }
@@ -1013,13 +1048,40 @@ static int pc_handle_own_faults(PostcopyIncoming *pi)
     return n == FAULT_BATCH ? 1 : 0;
 }
 
+/*
+ * A fault on an external userfaultfd with translate/wake callbacks: to a
+ * block offset, then exactly what a vCPU fault gets (request, or wait for a
+ * page already requested, or wake at once if it is here).
+ */
+static void pc_external_fault(PostcopyIncoming *pi, const PcExternal *e,
+                              const struct uffd_msg *msg)
+{
+    uint64_t addr = msg->arg.pagefault.address;
+    uint64_t offset;
+
+    if (!e->ops->translate(e->opaque, addr, &offset) || offset >= pi->size) {
+        /* Not guest RAM we know: wake it rather than leave the thread asleep for good. */
+        pc_uffd_wake(e->fd, (void *)(uintptr_t)GW_ROUND_DOWN(addr, GW_PAGE_SIZE), GW_PAGE_SIZE);
+        return;
+    }
+    uint32_t tid = msg->arg.pagefault.feat.ptid;
+    if (postcopy_fault_external(pi, offset, tid)) {
+        e->ops->wake(e->opaque, GW_ROUND_DOWN(offset, pi->hps), pi->hps);
+    }
+}
+
 static void pc_handle_external(PostcopyIncoming *pi, const PcExternal *e)
 {
     struct uffd_msg msg[FAULT_BATCH];
     ssize_t r = read(e->fd, msg, sizeof(msg));
 
     for (ssize_t i = 0; r > 0 && i < r / (ssize_t)sizeof(msg[0]); i++) {
-        if (msg[i].event == UFFD_EVENT_PAGEFAULT) {
+        if (msg[i].event != UFFD_EVENT_PAGEFAULT) {
+            continue;
+        }
+        if (e->ops) {
+            pc_external_fault(pi, e, &msg[i]);
+        } else {
             e->handler(pi, e->opaque, &msg[i]);
         }
     }
@@ -1159,8 +1221,11 @@ static void pc_page_arrived(PostcopyIncoming *pi, uint64_t offset, PcIoctlResult
     }
     g_mutex_unlock(&pi->lock);
 
-    if (r == PC_IOCTL_DONE && pi->hooks.page_placed) {
-        pi->hooks.page_placed(pi->opaque, offset, (uint32_t)pi->hps);
+    if (r == PC_IOCTL_DONE) {
+        if (pi->hooks.page_placed) {
+            pi->hooks.page_placed(pi->opaque, offset, (uint32_t)pi->hps);
+        }
+        pc_wake_externals(pi, offset);
     }
 }
 
@@ -1321,6 +1386,12 @@ bool postcopy_incoming_finish(PostcopyIncoming *pi, GError **errp)
         return false;
     }
     pc_stop_thread(pi);
+    /*
+     * Every page is here and nobody polls the external fds any more: their
+     * owners end their part (and may close them) before ours is unregistered.
+     */
+    g_array_set_size(pi->externals, 0);
+    postcopy_notify(POSTCOPY_NOTIFY_INBOUND_END, pi, NULL);
     if (pi->registered) {
         struct uffdio_range r = { .start = (uintptr_t)pi->host, .len = pi->size };
         if (ioctl(pi->uffd, UFFDIO_UNREGISTER, &r) < 0) {

@@ -134,6 +134,31 @@ bool postcopy_register_external_uffd(PostcopyIncoming *pi, int fd,
                                      GError **errp);
 
 /*
+ * External userfaultfds described by callbacks instead of a raw handler:
+ * the fault thread reads the fd itself and treats each fault like one of
+ * ours. Each callback runs with no postcopy lock held.
+ */
+typedef struct PostcopyExternalOps {
+    /*
+     * The owner's faulting address -> block offset; false if it is not guest
+     * RAM the owner shares (the fault is then woken at once). Fault thread.
+     */
+    bool (*translate)(void *opaque, uint64_t addr, uint64_t *offset);
+    /*
+     * [offset, offset + len) of the block is present now (placed, or found
+     * received when the fault was read): UFFDIO_WAKE the owner's sleepers
+     * there. Called after every page that becomes present, requested or
+     * not. Placing (listen) thread or fault thread.
+     */
+    void (*wake)(void *opaque, uint64_t offset, uint64_t len);
+} PostcopyExternalOps;
+
+/* As postcopy_register_external_uffd, with callbacks; same rules. */
+bool postcopy_register_external_uffd_ops(PostcopyIncoming *pi, int fd,
+                                         const PostcopyExternalOps *ops, void *opaque,
+                                         GError **errp);
+
+/*
  * For an external fault handler: a thread (TID @tid, 0 if unknown) faulted
  * on block offset @offset. Requests the page (de-duplicated like our own
  * faults) and returns false, or returns true if the page is present already
@@ -188,8 +213,10 @@ bool postcopy_incoming_resume(PostcopyIncoming *pi, GError **errp);
 
 /*
  * Completion: only once every page has arrived (else false and nothing
- * changes): stop the fault thread, UFFDIO_UNREGISTER, close the
- * userfaultfd, give anonymous RAM back its MADV_HUGEPAGE. Unregistering
+ * changes): stop the fault thread, forget the external userfaultfds and
+ * raise POSTCOPY_NOTIFY_INBOUND_END (their owners may close them now),
+ * UFFDIO_UNREGISTER, close the userfaultfd, give anonymous RAM back its
+ * MADV_HUGEPAGE. Unregistering
  * while pages are missing would let threads read zeros where guest data
  * belongs. Listen or main thread.
  */

@@ -24,7 +24,9 @@
  */
 #include "qemu/osdep.h"
 #include "migration/migration.h"
+#include "migration/misc.h"
 #include "migration/postcopy-ram.h"
+#include "migration/postcopy-notify.h"
 #include "migration/ram-format.h"
 #include "migration/savevm.h"
 #include "sysemu/kvm.h"
@@ -85,6 +87,27 @@ typedef struct RAMState {
 } RAMState;
 
 static RAMState ram_state;
+
+/* Extra dirty sources (include/migration/misc.h): registered at start-up, read-only after. */
+static GArray *dirty_sources;          /* RamDirtySource */
+static unsigned dirty_sources_started; /* how many of them start() accepted (migration thread) */
+
+void ram_add_dirty_source(const RamDirtySource *src)
+{
+    if (!dirty_sources) {
+        dirty_sources = g_array_new(FALSE, TRUE, sizeof(RamDirtySource));
+    }
+    g_array_append_val(dirty_sources, *src);
+}
+
+static void ram_dirty_sources_stop(void)
+{
+    while (dirty_sources_started) {
+        RamDirtySource *d = &g_array_index(dirty_sources, RamDirtySource,
+                                           --dirty_sources_started);
+        d->stop(d->opaque);
+    }
+}
 
 static inline bool test_bit(const unsigned long *map, uint64_t n)
 {
@@ -169,6 +192,14 @@ bool ram_start_tracking(GError **errp)
         return false;
     }
     rs->tracking = true;
+    for (guint i = 0; dirty_sources && i < dirty_sources->len; i++) {
+        RamDirtySource *d = &g_array_index(dirty_sources, RamDirtySource, i);
+        if (!d->start(d->opaque, errp)) {
+            ram_stop_tracking();          /* stops the sources already started too */
+            return false;
+        }
+        dirty_sources_started = i + 1;
+    }
     return true;
 }
 
@@ -183,6 +214,7 @@ void ram_stop_tracking(void)
         }
         rs->tracking = false;
     }
+    ram_dirty_sources_stop();
     machine_set_ram_dirty_hook(NULL);
     rs->postcopy = false;
     ram_drop_requests(rs);
@@ -248,6 +280,13 @@ bool ram_sync(uint64_t *dirty_pages, GError **errp)
             return false;
         }
         merge_dirty(rs, rs->slot_bmap, base, spages, true);
+    }
+    /* Writers KVM does not see (vhost-user back-ends) add their pages to extra_bmap. */
+    for (unsigned i = 0; i < dirty_sources_started; i++) {
+        RamDirtySource *d = &g_array_index(dirty_sources, RamDirtySource, i);
+        if (!d->sync(d->opaque, rs->extra_bmap, rs->npages, errp)) {
+            return false;
+        }
     }
     for (size_t w = 0; w < rs->nwords; w++) {
         unsigned long v = __atomic_exchange_n(&rs->extra_bmap[w], 0, __ATOMIC_RELAXED);
@@ -810,7 +849,8 @@ bool ram_postcopy_incoming_advise(uint64_t pagesize_summary, uint64_t target_pag
                    "-byte pages, destination %zu", pagesize_summary, rs->rb->page_size);
         return false;
     }
-    if (!postcopy_ram_supported(rs->rb, errp)) {
+    if (!postcopy_ram_supported(rs->rb, errp) ||
+        !postcopy_notify(POSTCOPY_NOTIFY_INBOUND_ADVISE, NULL, errp)) {
         return false;
     }
     rs->pc_hooks = *hooks;
@@ -855,7 +895,9 @@ bool ram_postcopy_incoming_listen(const int *vcpu_tids, int nvcpus, GError **err
         return false;
     }
     postcopy_set_vcpu_tids(rs->pc, vcpu_tids, nvcpus);
-    if (!postcopy_listen(rs->pc, errp)) {
+    /* External userfaultfds join now: the fault thread's poll set is fixed at listen. */
+    if (!postcopy_notify(POSTCOPY_NOTIFY_INBOUND_LISTEN, rs->pc, errp) ||
+        !postcopy_listen(rs->pc, errp)) {
         return false;
     }
     rs->pc_listening = true;
