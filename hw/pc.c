@@ -2,15 +2,17 @@
 /*
  * The machine: guest RAM laid out PC-style (below the 3 GiB hole, the rest
  * from 4 GiB up), the KVM VM, vCPUs, COM1, debug-exit and the reset ports,
- * plus guest-physical address translation and the RAM write path every
- * godwit writer uses.
+ * PCI bus 0 with its devices, plus guest-physical address translation and
+ * the RAM write path every godwit writer uses.
  */
 #include "qemu/osdep.h"
 #include "qemu/bql.h"
 #include "hw/acpi.h"
 #include "hw/ioport.h"
 #include "hw/pc.h"
+#include "hw/pci/pci.h"
 #include "hw/serial.h"
+#include "hw/virtio/virtio-net.h"
 #include "sysemu/cpus.h"
 #include "sysemu/kvm.h"
 #include "sysemu/kvm-cpu.h"
@@ -20,6 +22,7 @@
 
 Machine *current_machine;
 static RAMDirtyHook ram_dirty_hook;   /* written by migration with the BQL */
+static PCIBus *pc_pci_bus;            /* NULL with -machine none */
 
 /* ---- port I/O table ---- */
 
@@ -171,6 +174,41 @@ bool machine_ram_read(Machine *ms, uint64_t gpa, void *buf, uint64_t len, GError
     return ram_access(ms, gpa, buf, len, false, errp);
 }
 
+/* ---- PCI ---- */
+
+static void pc_pci_set_gsi(void *opaque, int gsi, bool level)
+{
+    kvm_set_irq(opaque, gsi, level);
+}
+
+static const PCIBusOps pc_pci_bus_ops = { .set_gsi = pc_pci_set_gsi };
+
+/* Bus 0, its devices (each waits for its vhost-user back-end), BARs assigned. */
+static bool pc_pci_create(Machine *ms, const GodwitOptions *o, GError **errp)
+{
+    pc_pci_bus = pci_bus_new(&pc_pci_bus_ops, ms);
+    for (guint i = 0; i < o->net_devices->len; i++) {
+        const NetDeviceOpts *d = g_ptr_array_index(o->net_devices, i);
+        const NetdevOpts *nd = NULL;
+        for (guint j = 0; j < o->netdevs->len; j++) {
+            const NetdevOpts *x = g_ptr_array_index(o->netdevs, j);
+            if (!strcmp(x->id, d->netdev)) {
+                nd = x;
+            }
+        }
+        g_assert(nd);      /* options.c checked the reference */
+        if (!virtio_net_pci_create(ms, pc_pci_bus, d, nd, errp)) {
+            return false;
+        }
+    }
+    if (!pci_bus_assign_bars(pc_pci_bus, errp)) {
+        return false;
+    }
+    pci_bus_register_ports(pc_pci_bus);
+    pci_bus_register_records(pc_pci_bus);
+    return true;
+}
+
 /* ---- creation ---- */
 
 static const MemBackendOpts *find_backend(const GodwitOptions *o)
@@ -241,6 +279,9 @@ Machine *pc_machine_create(const GodwitOptions *o, Chardev *serial, GError **err
     ioport_register(0x64, 1, reset_port_read, reset_port_write, ms);
     if (ms->smp_cpus) {
         serial_init(ms, 0x3f8, 4, serial);
+        if (!pc_pci_create(ms, o, errp)) {
+            return NULL;
+        }
     }
     kvm_state_register(ms);
     return ms;
@@ -277,6 +318,10 @@ bool pc_machine_reset(Machine *ms, GError **errp)
         if (!kvm_cpu_reset(ms->cpus[i], errp)) {
             return false;
         }
+    }
+    if (pc_pci_bus) {
+        /* Devices to power-on state (a vhost-user back-end gives its rings back). */
+        pci_bus_reset(pc_pci_bus);
     }
     return pc_load_kernel(ms, errp);
 }

@@ -43,7 +43,8 @@ static const OptDesc opt_table[] = {
     { "name", ARG_ONE, "[guest=]NAME[,debug-threads=on]" },
     { "S", ARG_NONE, "do not start the guest at startup" },
     { "incoming", ARG_ONE, "tcp:H:P|unix:P|fd:NAME|exec:CMD|defer  wait for a migration" },
-    { "device", ARG_ONE, "isa-debug-exit[,iobase=0x501]  (always present)" },
+    { "device", ARG_ONE, "virtio-net-pci,netdev=ID[,mac=52:54:00:xx:xx:xx][,addr=SLOT] | isa-debug-exit[,iobase=0x501] (always present)" },
+    { "netdev", ARG_ONE, "vhost-user,id=ID,chardev=CHR[,queues=1]  (CHR: -chardev socket,id=CHR,path=P[,server=on][,reconnect=S])" },
     { "no-reboot", ARG_NONE, "exit instead of rebooting" },
     { "no-shutdown", ARG_NONE, "stop instead of exiting on guest shutdown" },
     { "realtime", ARG_ONE, "mlock=on|off" },
@@ -193,6 +194,23 @@ static void mem_backend_free(gpointer p)
     g_free(m);
 }
 
+static void netdev_free(gpointer p)
+{
+    NetdevOpts *n = p;
+    g_free(n->id);
+    g_free(n->chardev);
+    g_free(n->path);
+    g_free(n);
+}
+
+static void net_device_free(gpointer p)
+{
+    NetDeviceOpts *d = p;
+    g_free(d->id);
+    g_free(d->netdev);
+    g_free(d);
+}
+
 void godwit_options_free(GodwitOptions *o)
 {
     if (!o) {
@@ -212,6 +230,8 @@ void godwit_options_free(GodwitOptions *o)
     g_free(o->name);
     g_free(o->incoming);
     g_free(o->pidfile);
+    g_ptr_array_unref(o->netdevs);
+    g_ptr_array_unref(o->net_devices);
     g_free(o);
 }
 
@@ -521,7 +541,313 @@ static bool parse_name(GodwitOptions *o, const char *arg, GError **errp)
     return true;
 }
 
-static bool parse_device(const char *arg, GError **errp)
+/* "52:54:00:12:34:56" */
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+    for (int i = 0; i < 6; i++) {
+        if (!g_ascii_isxdigit(s[0]) || !g_ascii_isxdigit(s[1]) ||
+            (i < 5 ? s[2] != ':' : s[2] != '\0')) {
+            return false;
+        }
+        mac[i] = (uint8_t)(g_ascii_xdigit_value(s[0]) << 4 | g_ascii_xdigit_value(s[1]));
+        s += 3;
+    }
+    return true;
+}
+
+/* QEMU's addr= spelling: a hex slot, optionally ".function" ("3", "0x3", "03.0"). */
+static bool parse_pci_addr(const char *s, int *slot, GError **errp)
+{
+    char *end;
+    uint64_t sl, fn = 0;
+
+    errno = 0;
+    sl = g_ascii_strtoull(s, &end, 16);
+    if (end == s || errno) {
+        goto bad;
+    }
+    if (*end == '.') {
+        const char *f = end + 1;
+        fn = g_ascii_strtoull(f, &end, 16);
+        if (end == f) {
+            goto bad;
+        }
+    }
+    if (*end) {
+        goto bad;
+    }
+    if (sl >= 32 || fn >= 8) {
+        error_setg(errp, "-device virtio-net-pci: addr '%s' is out of range (slot 0x0-0x1f)", s);
+        return false;
+    }
+    if (fn) {
+        error_setg(errp, "-device virtio-net-pci: only PCI function 0 is supported (addr '%s')", s);
+        return false;
+    }
+    *slot = (int)sl;
+    return true;
+bad:
+    error_setg(errp, "Property 'virtio-net-pci.addr' doesn't take value '%s'", s);
+    return false;
+}
+
+static bool parse_queue_size(GHashTable *kv, const char *key, uint16_t *out, GError **errp)
+{
+    const char *v = g_hash_table_lookup(kv, key);
+    char *end;
+
+    *out = 256;
+    if (!v) {
+        return true;
+    }
+    uint64_t n = g_ascii_strtoull(v, &end, 0);
+    /* QEMU's range for a vhost-user NIC: a power of two from 256 to 1024. */
+    if (!*v || *end || n < 256 || n > 1024 || (n & (n - 1))) {
+        error_setg(errp, "-device virtio-net-pci: invalid %s=%s: must be a power of 2 "
+                   "between 256 and 1024", key, v);
+        return false;
+    }
+    *out = (uint16_t)n;
+    return true;
+}
+
+static bool parse_virtio_net_pci(GodwitOptions *o, GHashTable *kv, GError **errp)
+{
+    static const char *const known[] = {
+        "driver", "id", "netdev", "mac", "addr", "bus", "vectors", "disable-legacy",
+        "disable-modern", "romfile", "rombar", "mq", "rx_queue_size", "tx_queue_size",
+        "multifunction", NULL
+    };
+    const char *v;
+
+    if (!check_keys(kv, "device", known, errp)) {
+        return false;
+    }
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(net_device_free);
+    NetDeviceOpts *d = g_new0(NetDeviceOpts, 1);
+    g_ptr_array_add(keep, d);
+    d->slot = -1;
+    d->id = g_strdup(g_hash_table_lookup(kv, "id"));
+    v = g_hash_table_lookup(kv, "netdev");
+    if (!v || !*v) {
+        error_setg(errp, "-device virtio-net-pci: parameter 'netdev' is missing (godwit's "
+                   "only network back-end is -netdev vhost-user)");
+        return false;
+    }
+    d->netdev = g_strdup(v);
+    if ((v = g_hash_table_lookup(kv, "mac"))) {
+        if (!parse_mac(v, d->mac) || (d->mac[0] & 1)) {
+            error_setg(errp, "Property 'virtio-net-pci.mac' doesn't take value '%s'", v);
+            return false;
+        }
+        d->mac_set = true;
+    }
+    if ((v = g_hash_table_lookup(kv, "addr")) && !parse_pci_addr(v, &d->slot, errp)) {
+        return false;
+    }
+    if ((v = g_hash_table_lookup(kv, "bus")) && strcmp(v, "pcie.0") && strcmp(v, "pci.0")) {
+        error_setg(errp, "-device virtio-net-pci: bus '%s' not found (godwit has one PCI "
+                   "bus, pcie.0)", v);
+        return false;
+    }
+    /* Only what this device is: virtio 1.x, no legacy interface, one queue pair. */
+    static const struct { const char *key; bool must_be; const char *why; } fixed[] = {
+        { "disable-legacy", true, "legacy virtio is not supported (the device is virtio 1.x only)" },
+        { "disable-modern", false, "disable-modern=on is not supported (the device is virtio 1.x only)" },
+        { "mq", false, "multiqueue is not supported (mq=off)" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        bool b;
+        v = g_hash_table_lookup(kv, fixed[i].key);
+        if (!v || !strcmp(v, "auto")) {
+            continue;
+        }
+        if (!parse_bool_opt(fixed[i].key, v, &b, errp)) {
+            return false;
+        }
+        if (b != fixed[i].must_be) {
+            error_setg(errp, "-device virtio-net-pci: %s", fixed[i].why);
+            return false;
+        }
+    }
+    if (!parse_queue_size(kv, "rx_queue_size", &d->rx_queue_size, errp) ||
+        !parse_queue_size(kv, "tx_queue_size", &d->tx_queue_size, errp)) {
+        return false;
+    }
+    /* vectors=, romfile=, rombar=: accepted for QEMU users; there is no MSI-X and no ROM. */
+    g_ptr_array_add(o->net_devices, g_ptr_array_steal_index(keep, 0));
+    return true;
+}
+
+static bool parse_netdev(GodwitOptions *o, const char *arg, GError **errp)
+{
+    static const char *const known[] = {
+        "type", "id", "chardev", "queues", "vhostforce", NULL
+    };
+    g_autoptr(GHashTable) kv = keyval_parse(arg, "type", errp);
+    const char *v, *type;
+
+    if (!kv) {
+        g_prefix_error(errp, "-netdev: ");
+        return false;
+    }
+    type = g_hash_table_lookup(kv, "type");
+    if (g_strcmp0(type, "vhost-user") != 0) {
+        error_setg(errp, "-netdev %s: only vhost-user network back-ends are supported",
+                   type ? type : "");
+        return false;
+    }
+    if (!check_keys(kv, "netdev", known, errp)) {
+        return false;
+    }
+    v = g_hash_table_lookup(kv, "id");
+    if (!v || !*v) {
+        error_setg(errp, "-netdev vhost-user: Parameter 'id' is missing");
+        return false;
+    }
+    for (guint i = 0; i < o->netdevs->len; i++) {
+        NetdevOpts *other = g_ptr_array_index(o->netdevs, i);
+        if (!strcmp(other->id, v)) {
+            error_setg(errp, "-netdev: Duplicate ID '%s' for netdev", v);
+            return false;
+        }
+    }
+    const char *chr = g_hash_table_lookup(kv, "chardev");
+    if (!chr || !*chr) {
+        error_setg(errp, "-netdev vhost-user,id=%s: Parameter 'chardev' is missing", v);
+        return false;
+    }
+    uint32_t queues = 1;
+    if ((v = g_hash_table_lookup(kv, "queues"))) {
+        char *end;
+        uint64_t q = g_ascii_strtoull(v, &end, 0);
+        if (!*v || *end || q != 1) {
+            error_setg(errp, "-netdev vhost-user: queues=%s: only one queue pair is "
+                       "supported (no multiqueue)", v);
+            return false;
+        }
+        queues = (uint32_t)q;
+    }
+    NetdevOpts *n = g_new0(NetdevOpts, 1);
+    n->id = g_strdup(g_hash_table_lookup(kv, "id"));
+    n->chardev = g_strdup(chr);
+    n->queues = queues;
+    g_ptr_array_add(o->netdevs, n);
+    return true;
+}
+
+/*
+ * A vhost-user netdev's -chardev: a unix socket, taken out of the chardev
+ * list (the chardev layer carries bytes, vhost-user needs SCM_RIGHTS).
+ */
+static bool bind_netdev_chardev(GodwitOptions *o, NetdevOpts *n, GError **errp)
+{
+    static const char *const known[] = {
+        "backend", "id", "path", "server", "wait", "reconnect", "nodelay", "logfile",
+        "logappend", "telnet", "tn3270", "websocket", "mux", NULL
+    };
+
+    for (guint i = 0; i < o->chardevs->len; i++) {
+        const char *spec = g_ptr_array_index(o->chardevs, i);
+        g_autoptr(GHashTable) kv = keyval_parse(spec, "backend", NULL);
+        const char *v;
+        bool wait = true;
+
+        if (!kv || g_strcmp0(g_hash_table_lookup(kv, "id"), n->chardev) != 0) {
+            continue;
+        }
+        if (g_strcmp0(g_hash_table_lookup(kv, "backend"), "socket") != 0 ||
+            !g_hash_table_lookup(kv, "path")) {
+            error_setg(errp, "-netdev vhost-user,id=%s: chardev \"%s\" is not a unix socket",
+                       n->id, n->chardev);
+            return false;
+        }
+        if (!check_keys(kv, "chardev", known, errp)) {
+            return false;
+        }
+        n->path = g_strdup(g_hash_table_lookup(kv, "path"));
+        if (!*n->path) {
+            error_setg(errp, "-chardev %s: empty path", n->chardev);
+            return false;
+        }
+        if ((v = g_hash_table_lookup(kv, "server")) &&
+            !parse_bool_opt("server", v, &n->server, errp)) {
+            return false;
+        }
+        /* wait= is accepted: a vhost-user netdev waits for its back-end either way. */
+        if ((v = g_hash_table_lookup(kv, "wait")) && !parse_bool_opt("wait", v, &wait, errp)) {
+            return false;
+        }
+        if ((v = g_hash_table_lookup(kv, "reconnect"))) {
+            char *end;
+            uint64_t secs = g_ascii_strtoull(v, &end, 10);
+            if (!*v || *end || secs > 3600) {
+                error_setg(errp, "-chardev %s: invalid reconnect=%s (seconds, 0 to 3600)",
+                           n->chardev, v);
+                return false;
+            }
+            if (secs && n->server) {
+                error_setg(errp, "-chardev %s: 'reconnect' option is incompatible with "
+                           "socket in server listen mode", n->chardev);
+                return false;
+            }
+            n->reconnect = (uint32_t)secs;
+        }
+        g_ptr_array_remove_index(o->chardevs, i);
+        return true;
+    }
+    error_setg(errp, "-netdev vhost-user,id=%s: chardev \"%s\" not found", n->id, n->chardev);
+    return false;
+}
+
+/* Chardevs to netdevs, devices to netdevs, default MACs as QEMU gives them. */
+static bool resolve_network(GodwitOptions *o, GError **errp)
+{
+    for (guint i = 0; i < o->netdevs->len; i++) {
+        if (!bind_netdev_chardev(o, g_ptr_array_index(o->netdevs, i), errp)) {
+            return false;
+        }
+    }
+    for (guint i = 0; i < o->net_devices->len; i++) {
+        NetDeviceOpts *d = g_ptr_array_index(o->net_devices, i);
+        bool found = false;
+        for (guint j = 0; j < o->netdevs->len; j++) {
+            found |= !strcmp(((NetdevOpts *)g_ptr_array_index(o->netdevs, j))->id, d->netdev);
+        }
+        if (!found) {
+            error_setg(errp, "Property 'virtio-net-pci.netdev' can't find value '%s'",
+                       d->netdev);
+            return false;
+        }
+        for (guint j = 0; j < i; j++) {
+            NetDeviceOpts *e = g_ptr_array_index(o->net_devices, j);
+            if (!strcmp(e->netdev, d->netdev)) {
+                error_setg(errp, "Property 'virtio-net-pci.netdev' can't take value '%s', "
+                           "it's in use", d->netdev);
+                return false;
+            }
+            if (d->slot >= 0 && d->slot == e->slot) {
+                error_setg(errp, "PCI: slot %d function 0 not available for virtio-net-pci, "
+                           "in use by virtio-net-pci", d->slot);
+                return false;
+            }
+        }
+        if (d->slot == 0) {
+            error_setg(errp, "PCI: slot 0 function 0 not available for virtio-net-pci, in "
+                       "use by the host bridge");
+            return false;
+        }
+        if (!d->mac_set) {
+            /* QEMU's default: 52:54:00:12:34:56, then :57, ... per NIC. */
+            static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+            memcpy(d->mac, base, 6);
+            d->mac[5] = (uint8_t)(base[5] + i);
+        }
+    }
+    return true;
+}
+
+static bool parse_device(GodwitOptions *o, const char *arg, GError **errp)
 {
     g_autoptr(GHashTable) kv = keyval_parse(arg, "driver", errp);
     const char *v;
@@ -529,6 +855,9 @@ static bool parse_device(const char *arg, GError **errp)
     if (!kv) {
         g_prefix_error(errp, "-device: ");
         return false;
+    }
+    if (!g_strcmp0(g_hash_table_lookup(kv, "driver"), "virtio-net-pci")) {
+        return parse_virtio_net_pci(o, kv, errp);
     }
     if (g_strcmp0(g_hash_table_lookup(kv, "driver"), "isa-debug-exit") != 0) {
         error_setg(errp, "-device: unsupported device '%s'",
@@ -572,6 +901,8 @@ GodwitOptions *godwit_options_parse(int argc, char **argv, bool *exit_now,
     o->qmps = g_ptr_array_new_with_free_func(g_free);
     o->mons = g_ptr_array_new_with_free_func(g_free);
     o->monitors = g_ptr_array_new_with_free_func(g_free);
+    o->netdevs = g_ptr_array_new_with_free_func(netdev_free);
+    o->net_devices = g_ptr_array_new_with_free_func(net_device_free);
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -681,7 +1012,11 @@ GodwitOptions *godwit_options_parse(int argc, char **argv, bool *exit_now,
             g_free(o->incoming);
             o->incoming = g_strdup(arg);
         } else if (!strcmp(name, "device")) {
-            if (!parse_device(arg, errp)) {
+            if (!parse_device(o, arg, errp)) {
+                goto fail;
+            }
+        } else if (!strcmp(name, "netdev")) {
+            if (!parse_netdev(o, arg, errp)) {
                 goto fail;
             }
         } else if (!strcmp(name, "no-reboot")) {
@@ -769,6 +1104,13 @@ GodwitOptions *godwit_options_parse(int argc, char **argv, bool *exit_now,
     }
     if (!strcmp(o->machine_type, "none") && o->kernel) {
         error_setg(errp, "-kernel cannot be used with -machine none");
+        goto fail;
+    }
+    if (!resolve_network(o, errp)) {
+        goto fail;
+    }
+    if (o->net_devices->len && !strcmp(o->machine_type, "none")) {
+        error_setg(errp, "-device virtio-net-pci: -machine none has no PCI bus");
         goto fail;
     }
     return o;

@@ -26,6 +26,31 @@ typedef struct MemBackendOpts {
     uint64_t hugetlbsize;  /* memfd hugetlbsize=, 0 = default */
 } MemBackendOpts;
 
+/*
+ * -netdev vhost-user,id=ID,chardev=CHR[,queues=1]. The socket chardev it
+ * names is taken out of the -chardev list (it carries file descriptors,
+ * not a byte stream) and described here.
+ */
+typedef struct NetdevOpts {
+    char *id;
+    char *chardev;          /* the -chardev id */
+    char *path;             /* unix socket path */
+    bool server;            /* godwit listens (server=on) */
+    uint32_t reconnect;     /* client: seconds between connection attempts, 0 = never */
+    uint32_t queues;        /* queue pairs (1) */
+} NetdevOpts;
+
+/* -device virtio-net-pci,netdev=ID[,mac=...][,addr=SLOT][,rx_queue_size=N]... */
+typedef struct NetDeviceOpts {
+    char *id;               /* -device id=, or NULL */
+    char *netdev;
+    uint8_t mac[6];
+    bool mac_set;
+    int slot;               /* addr=, -1 = first free */
+    uint16_t rx_queue_size; /* 256 unless given */
+    uint16_t tx_queue_size;
+} NetDeviceOpts;
+
 typedef struct GodwitOptions {
     uint64_t ram_size;          /* bytes; default 128 MiB as QEMU */
     int smp_cpus;               /* default 1 */
@@ -50,6 +75,8 @@ typedef struct GodwitOptions {
     bool no_shutdown;
     bool daemonize;
     char *pidfile;
+    GPtrArray *netdevs;         /* NetdevOpts* */
+    GPtrArray *net_devices;     /* NetDeviceOpts* (virtio-net-pci) */
 } GodwitOptions;
 
 /*

@@ -155,9 +155,97 @@ static void test_bad_cmdlines(void)
     expect_error("unsupported device", "-device", "e1000", NULL);
 }
 
+static void test_vhost_user_net(void)
+{
+    GError *err = NULL;
+    GodwitOptions *o = parse(&err, "-chardev", "socket,id=c0,path=/tmp/v0.sock,server=on,wait=off",
+                             "-chardev", "socket,id=mon,path=/tmp/m.sock,server=on,wait=off",
+                             "-netdev", "vhost-user,id=n0,chardev=c0,queues=1",
+                             "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:AB:cd:01,addr=0x5",
+                             "-chardev", "socket,id=c1,path=/tmp/v1.sock,reconnect=2",
+                             "-netdev", "vhost-user,id=n1,chardev=c1",
+                             "-device", "virtio-net-pci,netdev=n1,vectors=0,rx_queue_size=1024",
+                             NULL);
+    g_assert_no_error(err);
+    /* The vhost-user sockets left the chardev list; the monitor's stayed. */
+    g_assert_cmpuint(o->chardevs->len, ==, 1);
+    g_assert_nonnull(strstr(g_ptr_array_index(o->chardevs, 0), "id=mon"));
+    g_assert_cmpuint(o->netdevs->len, ==, 2);
+    NetdevOpts *n0 = g_ptr_array_index(o->netdevs, 0), *n1 = g_ptr_array_index(o->netdevs, 1);
+    g_assert_cmpstr(n0->path, ==, "/tmp/v0.sock");
+    g_assert_true(n0->server);
+    g_assert_cmpuint(n0->reconnect, ==, 0);
+    g_assert_cmpstr(n1->path, ==, "/tmp/v1.sock");
+    g_assert_false(n1->server);
+    g_assert_cmpuint(n1->reconnect, ==, 2);
+    g_assert_cmpuint(o->net_devices->len, ==, 2);
+    NetDeviceOpts *d0 = g_ptr_array_index(o->net_devices, 0);
+    NetDeviceOpts *d1 = g_ptr_array_index(o->net_devices, 1);
+    static const uint8_t mac0[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0x01 };
+    static const uint8_t mac1[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x57 };  /* QEMU's 2nd default */
+    g_assert_cmpmem(d0->mac, 6, mac0, 6);
+    g_assert_cmpmem(d1->mac, 6, mac1, 6);
+    g_assert_cmpint(d0->slot, ==, 5);
+    g_assert_cmpint(d1->slot, ==, -1);
+    g_assert_cmpuint(d0->rx_queue_size, ==, 256);
+    g_assert_cmpuint(d1->rx_queue_size, ==, 1024);
+    g_assert_cmpstr(d0->netdev, ==, "n0");
+    godwit_options_free(o);
+
+    /* addr= is hex, with an optional function. */
+    o = parse(&err, "-chardev", "socket,id=c,path=/p", "-netdev", "vhost-user,id=n,chardev=c",
+              "-device", "virtio-net-pci,netdev=n,addr=1f.0", NULL);
+    g_assert_no_error(err);
+    g_assert_cmpint(((NetDeviceOpts *)g_ptr_array_index(o->net_devices, 0))->slot, ==, 0x1f);
+    godwit_options_free(o);
+}
+
+static void test_vhost_user_net_bad(void)
+{
+    expect_error("only vhost-user", "-netdev", "user,id=n0", NULL);
+    expect_error("Parameter 'id' is missing", "-netdev", "vhost-user,chardev=c", NULL);
+    expect_error("Parameter 'chardev' is missing", "-netdev", "vhost-user,id=n", NULL);
+    expect_error("chardev \"c\" not found", "-netdev", "vhost-user,id=n,chardev=c", NULL);
+    expect_error("is not a unix socket", "-chardev", "file,id=c,path=/tmp/x",
+                 "-netdev", "vhost-user,id=n,chardev=c", NULL);
+    expect_error("only one queue pair", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c,queues=2", NULL);
+    expect_error("incompatible with socket in server", "-chardev",
+                 "socket,id=c,path=/p,server=on,reconnect=1",
+                 "-netdev", "vhost-user,id=n,chardev=c", NULL);
+    expect_error("can't find value 'nope'", "-device", "virtio-net-pci,netdev=nope", NULL);
+    expect_error("parameter 'netdev' is missing", "-device", "virtio-net-pci", NULL);
+    expect_error("'virtio-net-pci.mac' doesn't take value", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n,mac=01:00:5e:00:00:01", NULL);
+    expect_error("'virtio-net-pci.mac' doesn't take value", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n,mac=52:54:00:12:34", NULL);
+    expect_error("it's in use", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n", "-device", "virtio-net-pci,netdev=n", NULL);
+    expect_error("in use by the host bridge", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n,addr=0", NULL);
+    expect_error("only PCI function 0", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n,addr=3.1", NULL);
+    expect_error("legacy virtio is not supported", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n,disable-legacy=off", NULL);
+    expect_error("power of 2", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n,tx_queue_size=300", NULL);
+    expect_error("unknown parameter 'speed'", "-chardev", "socket,id=c,path=/p",
+                 "-netdev", "vhost-user,id=n,chardev=c",
+                 "-device", "virtio-net-pci,netdev=n,speed=10", NULL);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/options/vhost-user-net", test_vhost_user_net);
+    g_test_add_func("/options/vhost-user-net-bad", test_vhost_user_net_bad);
     g_test_add_func("/options/sizes", test_sizes);
     g_test_add_func("/options/keyval", test_keyval);
     g_test_add_func("/options/good", test_good_cmdline);
