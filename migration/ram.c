@@ -367,21 +367,43 @@ static bool ram_page_is_zero(RAMState *rs, uint64_t p)
     return ram_buffer_is_zero(rs->rb->host + p * GW_PAGE_SIZE, GW_PAGE_SIZE);
 }
 
-/* Send the dirty run starting at @page (bits already set). Returns its end. */
+/*
+ * Send the dirty run starting at @page (bits already set). Returns its end.
+ *
+ * After the postcopy switch on huge pages the run is the whole host page
+ * holding @page: the destination assembles a host page from its target
+ * pages, in order, and places it only when complete, so a run that
+ * stopped inside one (for the rate limit, or for a page request of
+ * another host page queued meanwhile) would leave it half sent while the
+ * next record starts another one. Host pages are dirty as a whole then
+ * (the discard list widened them), so this sends nothing twice.
+ */
 static uint64_t ram_send_run(RAMState *rs, MigStream *s, uint64_t page)
 {
     uint64_t chunk_end = MIN(((page >> CLEAR_CHUNK_SHIFT) + 1) << CLEAR_CHUNK_SHIFT,
                              rs->npages);
+    uint64_t hpp = rs->rb->page_size / GW_PAGE_SIZE;
     uint64_t end = page;
     MigrationStatsCounters *st = migration_stats();
 
     uint64_t run_max = rs->postcopy ? SEND_RUN_MAX_POSTCOPY : SEND_RUN_MAX;
 
-    while (end < chunk_end && end - page < run_max && test_bit(rs->bmap, end)) {
-        clear_bit(rs->bmap, end);
-        end++;
+    if (rs->postcopy && hpp > 1) {
+        page = page / hpp * hpp;
+        end = MIN(page + hpp, rs->npages);
+        for (uint64_t p = page; p < end; p++) {
+            if (test_bit(rs->bmap, p)) {
+                clear_bit(rs->bmap, p);
+                rs->dirty--;
+            }
+        }
+    } else {
+        while (end < chunk_end && end - page < run_max && test_bit(rs->bmap, end)) {
+            clear_bit(rs->bmap, end);
+            end++;
+        }
+        rs->dirty -= end - page;
     }
-    rs->dirty -= end - page;
 
     /*
      * Split the run into zero and data stretches. Each page is classified

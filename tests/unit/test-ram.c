@@ -1,0 +1,562 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests of migration/ram.c on a machine whose RAM is plain memory
+ * (migration-harness.h): the source sweep and its request queue after the
+ * postcopy switch, the destination loader, and huge-page assembly under
+ * userfaultfd. Each test runs in a subprocess: ram.c and migration.c keep
+ * one state per process, as godwit does.
+ */
+#include "qemu/osdep.h"
+#include "migration-harness.h"
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <glib/gstdio.h>
+
+#include "migration/migration.h"
+#include "migration/postcopy-ram.h"
+#include "migration/ram-format.h"
+#include "migration/savevm.h"
+
+#define MIB (1024 * 1024)
+
+/* Run the test body in a fresh process (one ram_state per process). */
+#define SUBPROCESS(body) do {                                             \
+        if (g_test_subprocess()) {                                        \
+            body;                                                         \
+            return;                                                       \
+        }                                                                 \
+        g_test_trap_subprocess(NULL, 120 * G_USEC_PER_SEC,                \
+                               G_TEST_SUBPROCESS_INHERIT_STDOUT |         \
+                               G_TEST_SUBPROCESS_INHERIT_STDERR);         \
+        g_test_trap_assert_passed();                                      \
+    } while (0)
+
+/* A recognisable, never-zero byte for every target page. */
+static void fill_pattern(Machine *m, uint8_t seed)
+{
+    RAMBlock *rb = m->ram;
+
+    for (uint64_t p = 0; p < rb->size / GW_PAGE_SIZE; p++) {
+        memset(rb->host + p * GW_PAGE_SIZE, (uint8_t)(seed + p % 251 + 1), GW_PAGE_SIZE);
+    }
+}
+
+/* One RAM record as it went out, in stream order. */
+typedef struct SentRun {
+    uint64_t offset;
+    uint32_t npages;
+    bool zero;
+} SentRun;
+
+/*
+ * Decode the records of @len bytes of stream body (sections and commands,
+ * no header): the RAM records of every START/PART/END, in order.
+ */
+static GArray *decode_ram_records(const uint8_t *d, size_t len)
+{
+    g_autoptr(GError) err = NULL;
+    MigStream *s = stream_new_mem_reader(d, len, false);
+    GArray *runs = g_array_new(FALSE, FALSE, sizeof(SentRun));
+    RamReader rr;
+    char name[256];
+
+    ram_reader_reset(&rr);
+    while (!stream_at_eof(s)) {
+        uint8_t type = stream_get_u8(s);
+        if (type == MIG_REC_COMMAND) {
+            stream_get_be16(s);
+            stream_skip(s, stream_get_be16(s));
+            continue;
+        }
+        g_assert_true(type == MIG_REC_SECTION_START || type == MIG_REC_SECTION_PART ||
+                      type == MIG_REC_SECTION_END);
+        stream_get_be32(s);
+        if (type == MIG_REC_SECTION_START) {
+            stream_get_cstr(s, name);
+            stream_get_be32(s);
+            stream_get_be32(s);
+        }
+        for (;;) {
+            RamRecord rec;
+            g_assert_true(ram_get_record(s, &rr, &rec, &err));
+            if (rec.type == RAM_RECORD_EOS) {
+                break;
+            }
+            if (rec.type == RAM_RECORD_MEM_SIZE) {
+                g_autofree MigRamBlockInfo *b = NULL;
+                unsigned n;
+                g_assert_true(ram_get_mem_size_blocks(s, rec.offset, &b, &n, &err));
+                continue;
+            }
+            SentRun r = { rec.offset, rec.npages, rec.type == RAM_RECORD_ZERO };
+            g_array_append_val(runs, r);
+            if (rec.type == RAM_RECORD_PAGES) {
+                stream_skip(s, (size_t)rec.npages * GW_PAGE_SIZE);
+            }
+        }
+        g_assert_cmpuint(stream_get_u8(s), ==, MIG_REC_FOOTER);
+        stream_get_be32(s);
+        g_assert_true(stream_check(s, &err));
+    }
+    stream_free(s);
+    return runs;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Source: the sweep and the request queue after the postcopy switch */
+
+typedef struct BudgetCtx {
+    uint64_t total_pages;
+    bool queued;
+    uint64_t req_offset, req_len;
+} BudgetCtx;
+
+/*
+ * The rate limiter's hook between two runs, used to let a page request
+ * arrive as soon as the sweep has sent something, with the window's
+ * budget spent: the sweep stops and the next iteration serves the request.
+ */
+static bool budget_queue_request(void *opaque)
+{
+    BudgetCtx *c = opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (!c->queued && ram_dirty_pages() < c->total_pages) {
+        g_assert_true(ram_queue_request("pc.ram", c->req_offset, c->req_len, &err));
+        c->queued = true;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * After the switch the destination places a huge page only once all of its
+ * target pages have arrived, in order: the source must never interleave
+ * two host pages, even when a request (for another host page) arrives
+ * while it is in the middle of one. Every target page must go exactly once.
+ */
+static void hugepage_order_body(void)
+{
+    const uint64_t ram = 8 * MIB, hps = 2 * MIB, hpp = hps / GW_PAGE_SIZE;
+    Machine *m = harness_init(ram, hps, 1);
+    g_autoptr(GError) err = NULL;
+    /* Host page 2 is requested once the sweep has started on host page 0. */
+    BudgetCtx ctx = { .total_pages = ram / GW_PAGE_SIZE, .req_offset = 4 * MIB, .req_len = hps };
+    GString *order = g_string_new(NULL);
+    uint64_t dirty;
+    size_t len;
+
+    fill_pattern(m, 1);
+    g_assert_true(ram_start_tracking(&err));
+    g_assert_true(ram_sync(&dirty, &err));
+    g_assert_cmpuint(dirty, ==, ram / GW_PAGE_SIZE);
+    MigStream *w = stream_new_mem_writer();
+    g_assert_true(savevm_live_setup(w, &err));
+    /* Pure postcopy: the switch comes before any page went. */
+    g_assert_true(ram_postcopy_send_discard(w, &err));
+    ram_postcopy_switch();
+    ram_set_budget(budget_queue_request, &ctx);
+    for (int i = 0; i < 1000; i++) {
+        int r = savevm_live_iterate(w, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(r, >=, 0);
+        if (r == 1 && !ram_has_requests()) {
+            break;
+        }
+    }
+    g_assert_true(savevm_live_complete(w, &err));
+    g_assert_true(ctx.queued);
+    ram_set_budget(NULL, NULL);
+
+    const uint8_t *d = stream_mem_data(w, &len);
+    g_autoptr(GArray) runs = decode_ram_records(d, len);
+    g_autofree uint8_t *seen = g_new0(uint8_t, ram / GW_PAGE_SIZE);
+    uint64_t cur_hp = UINT64_MAX, next_page = 0;
+    for (guint i = 0; i < runs->len; i++) {
+        SentRun *r = &g_array_index(runs, SentRun, i);
+        for (uint32_t k = 0; k < r->npages; k++) {
+            uint64_t p = r->offset / GW_PAGE_SIZE + k;
+            g_assert_cmpuint(seen[p], ==, 0);
+            seen[p] = 1;
+            if (cur_hp == UINT64_MAX) {
+                /* A host page starts with its first target page... */
+                if (p % hpp) {
+                    g_error("target page %" PRIu64 " starts host page %" PRIu64
+                            " in its middle", p, p / hpp);
+                }
+                cur_hp = p / hpp;
+                g_string_append_printf(order, "%" PRIu64 " ", cur_hp);
+            } else if (p != next_page) {
+                /* ...and goes on, in order, until its last one. */
+                g_error("target page %" PRIu64 " (host page %" PRIu64 ") sent while host page %"
+                        PRIu64 " was incomplete", p, p / hpp, cur_hp);
+            }
+            next_page = p + 1;
+            if (next_page % hpp == 0) {
+                cur_hp = UINT64_MAX;
+            }
+        }
+    }
+    g_assert_cmpuint(cur_hp, ==, UINT64_MAX);
+    for (uint64_t p = 0; p < ram / GW_PAGE_SIZE; p++) {
+        g_assert_cmpuint(seen[p], ==, 1);
+    }
+    /*
+     * Host page 0 is finished, then the requested one goes, then the sweep
+     * goes on after it (locality) and comes back for the rest.
+     */
+    g_assert_cmpstr(order->str, ==, "0 2 3 1 ");
+    g_string_free(order, TRUE);
+    g_assert_cmpuint(migration_stats()->postcopy_requests, ==, 1);
+    stream_free(w);
+    ram_stop_tracking();
+}
+
+static void test_hugepage_order(void)
+{
+    SUBPROCESS(hugepage_order_body());
+}
+
+/* ---------------------------------------------------------------------- */
+/* Destination: the loader under userfaultfd, huge pages assembled */
+
+typedef struct DestCtx {
+    unsigned requests;
+} DestCtx;
+
+static bool dest_request_page(void *opaque, uint64_t offset, uint32_t len)
+{
+    DestCtx *c = opaque;
+
+    __atomic_fetch_add(&c->requests, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+static const PostcopyHooks dest_hooks = { .request_page = dest_request_page };
+static DestCtx dest_ctx;
+
+static int dest_advise(void *opaque, uint64_t summary, uint64_t target, GError **errp)
+{
+    return ram_postcopy_incoming_advise(summary, target, &dest_hooks, &dest_ctx, errp) ? 0 : -1;
+}
+
+static int dest_discard(void *opaque, const char *block, const MigDiscardRange *r,
+                        unsigned n, GError **errp)
+{
+    return ram_postcopy_incoming_discard(block, r, n, errp) ? 0 : -1;
+}
+
+static int dest_listen(void *opaque, GError **errp)
+{
+    int tid = 0;
+
+    return ram_postcopy_incoming_listen(&tid, 1, errp) ? 0 : -1;
+}
+
+static int dest_run(void *opaque, GError **errp)
+{
+    return LOADVM_QUIT;
+}
+
+static const LoadVMCommandOps dest_ops = {
+    .postcopy_advise = dest_advise, .postcopy_discard = dest_discard,
+    .postcopy_listen = dest_listen, .postcopy_run = dest_run,
+};
+
+/* Header, CONFIG, ADVISE (2 MiB pages), then @pre (the RAM setup, discards), the switch. */
+static GBytes *dest_prefix(const uint8_t *pre, size_t pre_len)
+{
+    MigStream *w = stream_new_mem_writer();
+    g_autoptr(MigConfig) c = mig_config_new();
+    MigStream *pk = stream_new_mem_writer();
+    size_t len;
+
+    savevm_put_header(w);
+    savevm_put_config(w, c);
+    savevm_send_postcopy_advise(w, 2 * MIB, GW_PAGE_SIZE);
+    stream_put_buffer(w, pre, pre_len);
+    savevm_send_postcopy_listen(pk);
+    savevm_send_postcopy_run(pk);
+    const uint8_t *pd = stream_mem_data(pk, &len);
+    g_assert_true(savevm_send_packaged(w, pd, len, NULL));
+    stream_free(pk);
+    const uint8_t *d = stream_mem_data(w, &len);
+    GBytes *b = g_bytes_new(d, len);
+    stream_free(w);
+    return b;
+}
+
+/*
+ * Load @prefix (up to RUN) then @post on the listen thread's view, as the
+ * destination does. Returns the listen side's result; @errp set on error.
+ */
+static LoadVMResult dest_load(GBytes *prefix, const uint8_t *post, size_t post_len,
+                              GError **errp)
+{
+    gsize len;
+    const uint8_t *d = g_bytes_get_data(prefix, &len);
+    MigStream *s = stream_new_mem_reader(d, len, false);
+    LoadVMState *st = loadvm_state_new(NULL, &dest_ops, NULL);
+
+    g_assert_true(loadvm_read_header(st, s, errp));
+    g_assert_cmpint(loadvm_main(st, s, errp), ==, LOADVM_QUIT);
+    g_assert_no_error(*errp);
+    MigStream *ls = stream_new_mem_reader(post, post_len, false);
+    LoadVMState *f = loadvm_state_fork(st, NULL, NULL);
+    LoadVMResult r = loadvm_main(f, ls, errp);
+    stream_free(ls);
+    stream_free(s);
+    loadvm_state_free(f);
+    loadvm_state_free(st);
+    return r;
+}
+
+/* The RAM setup section of a 8 MiB block with 2 MiB pages (a source's START). */
+static void put_ram_start(MigStream *w)
+{
+    MigRamBlockInfo b = { .name = "pc.ram", .size = 8 * MIB, .page_size = 2 * MIB };
+
+    savevm_put_section_header(w, MIG_REC_SECTION_START, 1, "ram", 0, RAM_SECTION_VERSION);
+    ram_put_mem_size(w, &b, 1);
+    ram_put_eos(w);
+    savevm_put_footer(w, 1);
+}
+
+/*
+ * Every target page of a host page, in order, data and zero mixed: the
+ * destination places each host page whole once its last target page is
+ * there. Nothing is requested: nothing faults.
+ */
+static void hugepage_assembly_body(void)
+{
+    Machine *m = harness_init(8 * MIB, 2 * MIB, 1);
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *src = g_malloc0(8 * MIB);
+    RamWriter rw;
+    size_t len;
+
+    if (!postcopy_ram_supported(m->ram, &err)) {
+        g_test_skip(err->message);
+        g_printerr("*** SKIP: %s ***\n", err->message);
+        return;
+    }
+    for (uint64_t p = 0; p < 2048; p++) {
+        bool zero = (p >= 512 && p < 1024) || (p >= 1536 && p % 3 == 0) || p == 7;
+        if (!zero) {
+            memset(src + p * GW_PAGE_SIZE, (int)(p % 251 + 1), GW_PAGE_SIZE);
+        }
+    }
+    MigStream *pre = stream_new_mem_writer();
+    put_ram_start(pre);
+    const uint8_t *pred = stream_mem_data(pre, &len);
+    g_autoptr(GBytes) prefix = dest_prefix(pred, len);
+    stream_free(pre);
+
+    /* After the switch: page by page stretches, as the source classifies them. */
+    MigStream *w = stream_new_mem_writer();
+    ram_writer_reset(&rw);
+    savevm_put_section_header(w, MIG_REC_SECTION_PART, 1, NULL, 0, 0);
+    for (uint64_t p = 0; p < 2048;) {
+        bool zero = ram_buffer_is_zero(src + p * GW_PAGE_SIZE, GW_PAGE_SIZE);
+        uint64_t q = p + 1;
+        while (q < 2048 && q % 512 && ram_buffer_is_zero(src + q * GW_PAGE_SIZE,
+                                                         GW_PAGE_SIZE) == zero) {
+            q++;
+        }
+        if (zero) {
+            ram_put_zero(w, &rw, "pc.ram", p * GW_PAGE_SIZE, (uint32_t)(q - p));
+        } else {
+            ram_put_pages(w, &rw, "pc.ram", p * GW_PAGE_SIZE, src + p * GW_PAGE_SIZE,
+                          (uint32_t)(q - p));
+        }
+        p = q;
+    }
+    ram_put_eos(w);
+    savevm_put_footer(w, 1);
+    savevm_put_section_header(w, MIG_REC_SECTION_END, 1, NULL, 0, 0);
+    ram_put_eos(w);
+    savevm_put_footer(w, 1);
+    savevm_put_eof(w);
+    const uint8_t *post = stream_mem_data(w, &len);
+
+    g_assert_cmpint(dest_load(prefix, post, len, &err), ==, LOADVM_EOF);
+    g_assert_no_error(err);
+    PostcopyIncoming *pc = ram_postcopy_incoming();
+    PostcopyStats st;
+    postcopy_get_stats(pc, &st);
+    /* Four host pages: three with data, one all zero; each placed once. */
+    g_assert_cmpuint(st.pages_placed, ==, 3);
+    g_assert_cmpuint(st.zero_pages_placed, ==, 1);
+    g_assert_cmpuint(st.duplicates, ==, 0);
+    g_assert_cmpuint(st.missing_pages, ==, 0);
+    g_assert_cmpuint(dest_ctx.requests, ==, 0);
+    g_assert_true(postcopy_incoming_finish(pc, &err));
+    g_assert_cmpmem(m->ram->host, 8 * MIB, src, 8 * MIB);
+    stream_free(w);
+}
+
+static void test_hugepage_assembly(void)
+{
+    SUBPROCESS(hugepage_assembly_body());
+}
+
+/*
+ * A record for another host page while one is incomplete is a protocol
+ * error (the source must not interleave them): refused, naming both, and
+ * nothing of the incomplete host page was placed.
+ */
+static void hugepage_interleaved_body(void)
+{
+    Machine *m = harness_init(8 * MIB, 2 * MIB, 1);
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *src = g_malloc(8 * MIB);
+    unsigned char vec[512];
+    RamWriter rw;
+    size_t len;
+
+    if (!postcopy_ram_supported(m->ram, &err)) {
+        g_test_skip(err->message);
+        g_printerr("*** SKIP: %s ***\n", err->message);
+        return;
+    }
+    memset(src, 0x5a, 8 * MIB);
+    MigStream *pre = stream_new_mem_writer();
+    put_ram_start(pre);
+    const uint8_t *pred = stream_mem_data(pre, &len);
+    g_autoptr(GBytes) prefix = dest_prefix(pred, len);
+    stream_free(pre);
+
+    MigStream *w = stream_new_mem_writer();
+    ram_writer_reset(&rw);
+    savevm_put_section_header(w, MIG_REC_SECTION_PART, 1, NULL, 0, 0);
+    ram_put_pages(w, &rw, "pc.ram", 0, src, 16);
+    ram_put_pages(w, &rw, "pc.ram", 4 * MIB, src, 1);
+    ram_put_eos(w);
+    savevm_put_footer(w, 1);
+    const uint8_t *post = stream_mem_data(w, &len);
+
+    g_assert_cmpint(dest_load(prefix, post, len, &err), ==, LOADVM_ERROR);
+    g_assert_cmpstr(err->message, ==, "Loading section 'ram': page 0x400000 arrived while "
+                    "huge page 0x0 was incomplete");
+    PostcopyStats st;
+    postcopy_get_stats(ram_postcopy_incoming(), &st);
+    g_assert_cmpuint(st.pages_placed, ==, 0);
+    g_assert_cmpuint(st.missing_pages, ==, 2048);
+    /* Still absent (a read would block on userfaultfd): mincore says so. */
+    g_assert_cmpint(mincore(m->ram->host, 2 * MIB, vec), ==, 0);
+    for (unsigned i = 0; i < 512; i++) {
+        g_assert_cmpuint(vec[i] & 1, ==, 0);
+    }
+    stream_free(w);
+}
+
+static void test_hugepage_interleaved(void)
+{
+    SUBPROCESS(hugepage_interleaved_body());
+}
+
+/* The source of the end-to-end test: what it sent before and after the switch. */
+static void e2e_source(const char *pre_path, const char *post_path)
+{
+    Machine *m = harness_init(8 * MIB, 2 * MIB, 1);
+    g_autoptr(GError) err = NULL;
+    BudgetCtx ctx = { .total_pages = 2048, .req_offset = 6 * MIB, .req_len = 2 * MIB };
+    uint64_t dirty;
+    size_t len;
+
+    fill_pattern(m, 3);
+    memset(m->ram->host + 2 * MIB, 0, 2 * MIB);      /* host page 1 reads as zero */
+    g_assert_true(ram_start_tracking(&err));
+    g_assert_true(ram_sync(&dirty, &err));
+    MigStream *pre = stream_new_mem_writer();
+    g_assert_true(savevm_live_setup(pre, &err));
+    g_assert_true(ram_postcopy_send_discard(pre, &err));
+    ram_postcopy_switch();
+    MigStream *post = stream_new_mem_writer();
+    ram_set_budget(budget_queue_request, &ctx);
+    for (int i = 0; i < 1000; i++) {
+        int r = savevm_live_iterate(post, &err);
+        g_assert_cmpint(r, >=, 0);
+        if (r == 1 && !ram_has_requests()) {
+            break;
+        }
+    }
+    g_assert_true(ctx.queued);
+    g_assert_true(savevm_live_complete(post, &err));
+    savevm_put_eof(post);
+    const uint8_t *d = stream_mem_data(pre, &len);
+    g_assert_true(g_file_set_contents(pre_path, (const char *)d, len, NULL));
+    d = stream_mem_data(post, &len);
+    g_assert_true(g_file_set_contents(post_path, (const char *)d, len, NULL));
+}
+
+/*
+ * The source's own output after the switch, with a request arriving while
+ * a host page is in flight, loaded by the destination under userfaultfd:
+ * every host page placed once, memory equal to the source's.
+ */
+static void hugepage_e2e_body(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("gw-test-ram-XXXXXX", NULL);
+    g_autofree char *pre_path = g_build_filename(dir, "pre", NULL);
+    g_autofree char *post_path = g_build_filename(dir, "post", NULL);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *pre = NULL, *post = NULL;
+    gsize pre_len, post_len;
+    int status;
+
+    /* The source in a process of its own: one ram_state per process. */
+    pid_t pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        e2e_source(pre_path, post_path);
+        _exit(0);
+    }
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_assert_true(g_file_get_contents(pre_path, &pre, &pre_len, NULL));
+    g_assert_true(g_file_get_contents(post_path, &post, &post_len, NULL));
+    g_unlink(pre_path);
+    g_unlink(post_path);
+    g_rmdir(dir);
+
+    Machine *m = harness_init(8 * MIB, 2 * MIB, 1);
+    if (!postcopy_ram_supported(m->ram, &err)) {
+        g_test_skip(err->message);
+        g_printerr("*** SKIP: %s ***\n", err->message);
+        return;
+    }
+    g_autoptr(GBytes) prefix = dest_prefix((const uint8_t *)pre, pre_len);
+    g_assert_cmpint(dest_load(prefix, (const uint8_t *)post, post_len, &err), ==, LOADVM_EOF);
+    g_assert_no_error(err);
+    PostcopyStats st;
+    postcopy_get_stats(ram_postcopy_incoming(), &st);
+    g_assert_cmpuint(st.pages_placed, ==, 3);
+    g_assert_cmpuint(st.zero_pages_placed, ==, 1);
+    g_assert_cmpuint(st.duplicates, ==, 0);
+    g_assert_true(postcopy_incoming_finish(ram_postcopy_incoming(), &err));
+    /* What the source held: the pattern, host page 1 zero. */
+    g_autofree uint8_t *want = g_malloc(8 * MIB);
+    for (uint64_t p = 0; p < 2048; p++) {
+        memset(want + p * GW_PAGE_SIZE, (uint8_t)(3 + p % 251 + 1), GW_PAGE_SIZE);
+    }
+    memset(want + 2 * MIB, 0, 2 * MIB);
+    g_assert_cmpmem(m->ram->host, 8 * MIB, want, 8 * MIB);
+}
+
+static void test_hugepage_e2e(void)
+{
+    SUBPROCESS(hugepage_e2e_body());
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/ram/source/postcopy-hugepage-order", test_hugepage_order);
+    g_test_add_func("/ram/destination/hugepage-assembly", test_hugepage_assembly);
+    g_test_add_func("/ram/destination/hugepage-interleaved", test_hugepage_interleaved);
+    g_test_add_func("/ram/postcopy/hugepage-source-to-destination", test_hugepage_e2e);
+    return g_test_run();
+}
