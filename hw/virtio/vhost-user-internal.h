@@ -63,6 +63,9 @@ struct VhostUser {
     GMutex pc_lock;
     unsigned pc_nregions;       /* pc_lock */
     uint64_t pc_client_base[VHOST_USER_REGIONS_MAX];  /* pc_lock */
+    uint64_t pc_faults;         /* faults read from the back-end's fd (atomic) */
+    GHashTable *pc_waiting;     /* pc_lock: block offset of a faulted page -> time (us) */
+    GArray *pc_latency_us;      /* pc_lock: fault to wake, per page (uint32_t) */
 
     /* Main thread only. */
     int listen_fd;              /* server: -1 for a client */

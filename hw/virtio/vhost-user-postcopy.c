@@ -32,7 +32,16 @@ static bool vu_pc_translate(void *opaque, uint64_t addr, uint64_t *offset)
             found = true;
         }
     }
+    if (found) {
+        /* Timed until the wake that resolves it (several faults on a page: the first). */
+        gpointer key = GSIZE_TO_POINTER(GW_ROUND_DOWN(*offset, GW_PAGE_SIZE));
+        if (!g_hash_table_contains(vu->pc_waiting, key)) {
+            g_hash_table_insert(vu->pc_waiting, key,
+                                GSIZE_TO_POINTER((gsize)g_get_monotonic_time()));
+        }
+    }
     g_mutex_unlock(&vu->pc_lock);
+    __atomic_fetch_add(&vu->pc_faults, 1, __ATOMIC_RELAXED);
     return found;
 }
 
@@ -56,7 +65,34 @@ static void vu_pc_wake(void *opaque, uint64_t offset, uint64_t len)
             ioctl(vu->pc_uffd, UFFDIO_WAKE, &r);
         }
     }
+    for (uint64_t p = offset; g_hash_table_size(vu->pc_waiting) && p < offset + len;
+         p += GW_PAGE_SIZE) {
+        gpointer t0;
+        if (g_hash_table_steal_extended(vu->pc_waiting, GSIZE_TO_POINTER(p), NULL, &t0)) {
+            uint32_t us = (uint32_t)MIN(g_get_monotonic_time() - (int64_t)GPOINTER_TO_SIZE(t0),
+                                        (int64_t)UINT32_MAX);
+            g_array_append_val(vu->pc_latency_us, us);
+        }
+    }
     g_mutex_unlock(&vu->pc_lock);
+}
+
+static int cmp_u32(gconstpointer a, gconstpointer b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p-th percentile (0..100) of the back-end's fault latencies, us. pc_lock held. */
+static uint32_t vu_pc_percentile_locked(VhostUser *vu, unsigned p)
+{
+    GArray *a = vu->pc_latency_us;
+
+    if (!a->len) {
+        return 0;
+    }
+    g_array_sort(a, cmp_u32);
+    return g_array_index(a, uint32_t, MIN((size_t)a->len * p / 100, (size_t)a->len - 1));
 }
 
 static gboolean vu_pc_restart_device(gpointer opaque)
@@ -70,9 +106,20 @@ static gboolean vu_pc_restart_device(gpointer opaque)
 }
 
 /* Every page arrived (listen thread, no BQL): POSTCOPY_END, then forget the fd. Lock held. */
-static void vu_pc_end_locked(VhostUser *vu)
+static void vu_pc_end_locked(VhostUser *vu, PostcopyIncoming *pi)
 {
     g_autoptr(GError) err = NULL;
+
+    if (vu->pc_listening) {
+        /* For the operator and the tests: what the back-end's faults cost. */
+        g_mutex_lock(&vu->pc_lock);
+        fprintf(stderr, "godwit: vhost-user back-end '%s': postcopy ended: %" PRIu64
+                " page faults, %u pages woken after %u us (p50), %u us (p99), %u still "
+                "waiting\n", vu->name, __atomic_load_n(&vu->pc_faults, __ATOMIC_RELAXED),
+                vu->pc_latency_us->len, vu_pc_percentile_locked(vu, 50),
+                vu_pc_percentile_locked(vu, 99), g_hash_table_size(vu->pc_waiting));
+        g_mutex_unlock(&vu->pc_lock);
+    }
 
     if (vu->pc_listening && vu->connected) {
         VhostUserMsg m, reply;
@@ -200,7 +247,7 @@ static bool vu_pc_notify(void *opaque, PostcopyNotifyEvent ev, PostcopyIncoming 
         vu_pc_listen_locked(vu, pi);
         break;
     case POSTCOPY_NOTIFY_INBOUND_END:
-        vu_pc_end_locked(vu);
+        vu_pc_end_locked(vu, pi);
         break;
     }
     g_mutex_unlock(&vu->lock);
@@ -209,6 +256,8 @@ static bool vu_pc_notify(void *opaque, PostcopyNotifyEvent ev, PostcopyIncoming 
 
 void vu_postcopy_register(VhostUser *vu)
 {
+    vu->pc_waiting = g_hash_table_new(g_direct_hash, g_direct_equal);
+    vu->pc_latency_us = g_array_new(FALSE, FALSE, sizeof(uint32_t));
     postcopy_add_notifier(vu_pc_notify, vu);
 }
 
