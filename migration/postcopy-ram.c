@@ -1199,14 +1199,10 @@ static void pc_page_arrived(PostcopyIncoming *pi, uint64_t offset, PcIoctlResult
     int64_t now = pc_now_ns();
 
     g_mutex_lock(&pi->lock);
-    bool was_received = pc_host_page_received(pi, offset);
     pi->missing -= pc_bits_update(pi->received, offset / GW_PAGE_SIZE,
                                   pi->hps / GW_PAGE_SIZE, true);
     if (r == PC_IOCTL_PRESENT) {
-        pi->st.duplicates++;
-        if (!was_received) {
-            pi->st.duplicates_unexpected++;
-        }
+        pi->st.duplicates++;      /* received before: pc_place() checked */
     } else if (zero) {
         pi->st.zero_pages_placed++;
     } else {
@@ -1248,6 +1244,21 @@ static bool pc_place(PostcopyIncoming *pi, uint64_t offset, const void *src, boo
     if (r == PC_IOCTL_FATAL) {
         error_setg(errp, "postcopy: cannot place the page at 0x%" PRIx64 " of block '%s': %s",
                    offset, pi->rb->name, g_strerror(err));
+        return false;
+    }
+    /*
+     * Present but never received: something other than this module put
+     * data there (memory that did not start empty and was not discarded).
+     * The page keeps that data, not the source's: fail rather than count
+     * it as a harmless duplicate.
+     */
+    if (r == PC_IOCTL_PRESENT && !pc_host_page_received(pi, offset)) {
+        g_mutex_lock(&pi->lock);
+        pi->st.duplicates_unexpected++;
+        g_mutex_unlock(&pi->lock);
+        error_setg(errp, "postcopy: the page at 0x%" PRIx64 " of block '%s' was present before "
+                   "it arrived (its memory was neither empty nor discarded there)", offset,
+                   pi->rb->name);
         return false;
     }
     pc_page_arrived(pi, offset, r, zero);

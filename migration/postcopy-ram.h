@@ -60,7 +60,7 @@ typedef struct PostcopyStats {
     uint64_t zero_pages_placed; /* host pages made present as zeros */
     uint64_t local_zero_fills;  /* received-but-absent pages zero-filled on fault */
     uint64_t duplicates;        /* placements that found the page present (EEXIST) */
-    uint64_t duplicates_unexpected; /* ... of those, page was not marked received */
+    uint64_t duplicates_unexpected; /* placements refused: present, never received */
     uint64_t discard_dontneed;  /* discard calls that used MADV_DONTNEED */
     uint64_t discard_punch_hole; /* ... fallocate(PUNCH_HOLE) on the backing fd */
     uint64_t discard_remove;    /* ... MADV_REMOVE (shared anonymous memory) */

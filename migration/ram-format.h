@@ -101,10 +101,12 @@ bool ram_record_check_range(const RamRecord *rec, uint64_t block_size,
                             GError **errp);
 /*
  * Make @len bytes at @host read as zero without needlessly touching them.
- * Destination RAM starts as untouched anonymous/memfd memory, which
- * already reads as zero: if the loader knows the range was never written
- * (@known_untouched, e.g. from its own "received" bitmap) nothing is done
- * and no memory gets populated. Otherwise the pages are read first and
+ * Destination RAM that this process created empty (anonymous, a new memfd
+ * or file: RAMBlock.zero_at_start) already reads as zero where it was
+ * never written: if the loader knows that of the range (@known_untouched,
+ * from zero_at_start and its own "received" bitmap) nothing is done and no
+ * memory gets populated. A reused file's pages hold old data: never pass
+ * true for them. Otherwise the pages are read first and
  * only written if not already zero. Must not be used on ranges registered
  * with userfaultfd (a read would fault): use UFFDIO_ZEROPAGE there.
  * Returns true if anything was written.

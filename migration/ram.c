@@ -339,7 +339,12 @@ static bool ram_prepare_chunk(RAMState *rs, uint64_t chunk, GError **errp)
     if (rs->first_pass && chunk >= rs->resid_next_chunk) {
         /* After the re-arm above: a page first written from now on is logged. */
         rs->resid_next_chunk = chunk + 1;
-        if (mincore(rs->rb->host + first * GW_PAGE_SIZE, n * GW_PAGE_SIZE,
+        /*
+         * Not resident means never written only for memory this process
+         * created empty: an existing file's pages may just not be cached.
+         */
+        if (rs->rb->zero_at_start &&
+            mincore(rs->rb->host + first * GW_PAGE_SIZE, n * GW_PAGE_SIZE,
                     rs->mincore_vec) == 0) {
             /*
              * Never populated: it reads as zero and reading it would allocate
@@ -980,8 +985,13 @@ static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType
                 }
             } else {
                 for (uint32_t i = 0; i < rec.npages; i++) {
-                    /* Never-written destination memory already reads as zero. */
+                    /*
+                     * Memory this process created empty and never wrote
+                     * reads as zero already; anything else (a reused
+                     * memory-backend-file) must be cleared.
+                     */
                     ram_zero_pages(host + (uint64_t)i * GW_PAGE_SIZE, GW_PAGE_SIZE,
+                                   rs->rb->zero_at_start &&
                                    !test_bit(rs->received, first + i));
                     set_bit(rs->received, first + i);
                 }

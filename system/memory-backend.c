@@ -63,12 +63,17 @@ static bool open_backend_file(RAMBlock *rb, const MemBackendOpts *o, GError **er
             return false;
         }
         unlink(tmpl);
+        rb->zero_at_start = true;
     } else {
+        struct stat fst;
+
         fd = open(o->mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0) {
             error_setg_errno(errp, errno, "cannot open mem-path '%s'", o->mem_path);
             return false;
         }
+        /* An existing file keeps its content: only an empty one reads as zero. */
+        rb->zero_at_start = fstat(fd, &fst) == 0 && fst.st_size == 0;
     }
     if (fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC) {
         rb->hugetlb = true;
@@ -92,7 +97,9 @@ RAMBlock *ram_block_create(const char *name, uint64_t size, const MemBackendOpts
 
     if (!o || o->type == MEM_BACKEND_RAM) {
         rb->shared = o && o->share;
+        rb->zero_at_start = true;
     } else if (o->type == MEM_BACKEND_MEMFD) {
+        rb->zero_at_start = true;
         unsigned int flags = MFD_CLOEXEC;
         if (o->hugetlb) {
             flags |= MFD_HUGETLB;

@@ -25,6 +25,12 @@ typedef struct RAMBlock {
     uint64_t fd_offset;       /* where the block starts in @fd */
     bool shared;              /* MAP_SHARED backend */
     bool hugetlb;             /* backed by hugetlbfs */
+    /*
+     * This process created the memory empty (anonymous, a new memfd, a new
+     * or empty file): a page never written reads as zero. False for an
+     * existing file with content, whose pages hold whatever it held.
+     */
+    bool zero_at_start;
     char *backend_id;         /* -object id, or NULL for the default backend */
     char *mem_path;           /* memory-backend-file mem-path, or NULL */
 } RAMBlock;

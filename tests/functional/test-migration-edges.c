@@ -11,6 +11,8 @@
 
 #include <fcntl.h>
 
+#include <glib/gstdio.h>
+
 #include "migration-framework.h"
 
 /* ---------------------------------------------------------------------- */
@@ -123,9 +125,102 @@ static void test_hugetlb_running(void)
     g_assert_true(write_sysctl(NR_HUGEPAGES, old));
 }
 
+/* ---------------------------------------------------------------------- */
+/* Destination RAM that does not start zeroed */
+
+#define REUSED_RAM_MIB 128
+
+/* A 128 MiB file in /dev/shm (tmpfs: postcopy can serve it) full of 0xaa. */
+static char *make_used_file(void)
+{
+    g_autofree char *path = g_strdup("/dev/shm/gw-reused-XXXXXX");
+    g_autofree guint8 *junk = g_malloc(1 << 20);
+    int fd = g_mkstemp(path);
+
+    g_assert_cmpint(fd, >=, 0);
+    memset(junk, 0xaa, 1 << 20);
+    for (int i = 0; i < REUSED_RAM_MIB; i++) {
+        g_assert_cmpint(write(fd, junk, 1 << 20), ==, 1 << 20);
+    }
+    close(fd);
+    return g_steal_pointer(&path);
+}
+
+/*
+ * The destination's memory-backend-file already holds data (a file reused
+ * from an earlier VM): every page the source sends as zero must read as
+ * zero there, byte for byte, in precopy and in postcopy. The source RAM is
+ * default (anonymous), three quarters of it never written.
+ */
+static void run_file_reused(bool postcopy)
+{
+    MigConfig cfg = {
+        /* The guest writes 2..32 MiB: the rest goes as zero pages. */
+        .tick_append = postcopy ? "rate=0 end=0x2000000" : "rate=128 end=0x2000000",
+        .transport = MIG_UNIX,
+        .caps = postcopy ? "postcopy-ram" : NULL,
+        .src_params = postcopy ? "'max-bandwidth': 268435456" : NULL,
+    };
+    g_autofree char *file = make_used_file();
+    g_autofree char *args = g_strdup_printf(
+        "-m %uM -object memory-backend-file,id=mem,size=%uM,mem-path=%s,share=on "
+        "-machine memory-backend=mem -S -incoming unix:@DIR@/mig.sock",
+        REUSED_RAM_MIB, REUSED_RAM_MIB, file);
+    GwVMOpts o = { .name = "dst", .args = args };
+    MigTest *t = g_new0(MigTest, 1);
+
+    t->cfg = &cfg;
+    t->fds[0] = t->fds[1] = -1;
+    t->dst = gw_vm_start(&o);
+    t->uri = g_strdup_printf("unix:%s/mig.sock", gw_vm_dir(t->dst));
+    t->src = mig_start_source(&cfg, "src");
+    mig_configure(t);
+    mig_migrate(t);
+    if (postcopy) {
+        for (;;) {
+            g_autoptr(JsonNode) ev = gw_qmp_wait_event(t->src, "MIGRATION_PASS",
+                                                       MIG_DEFAULT_TIMEOUT_MS);
+            if (json_object_get_int_member(gw_event_data(ev), "pass") >= 2) {
+                break;
+            }
+        }
+        json_node_unref(gw_qmp_assert_success(t->src,
+            "{'execute': 'migrate-start-postcopy'}"));
+    }
+    mig_wait_status(t->src, "completed", MIG_DEFAULT_TIMEOUT_MS);
+    mig_wait_status(t->dst, "completed", MIG_EVENT_TIMEOUT_MS);
+    t->src_info = mig_query(t->src);
+    g_test_message("zero pages sent: %.0f, data pages: %.0f",
+                   mig_num(t->src_info, "ram.duplicate"), mig_num(t->src_info, "ram.normal"));
+    /* The 96 MiB the guest never wrote went as zero pages: the case this is about. */
+    g_assert_cmpfloat(mig_num(t->src_info, "ram.duplicate"), >=, 96 * 256);
+    mig_check_same_memory(t->src, t->dst, REUSED_RAM_MIB, &t->src_mb);
+    mig_finish_dest(t);
+    mig_test_free(t);
+    g_unlink(file);
+}
+
+static void test_precopy_file_reused(void)
+{
+    if (!mig_require(false)) {
+        return;
+    }
+    run_file_reused(false);
+}
+
+static void test_postcopy_file_reused(void)
+{
+    if (!mig_require(true)) {
+        return;
+    }
+    run_file_reused(true);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     mig_add_test("/migration/postcopy/hugetlb/running", test_hugetlb_running, false);
+    mig_add_test("/migration/precopy/file-reused", test_precopy_file_reused, false);
+    mig_add_test("/migration/postcopy/file-reused", test_postcopy_file_reused, false);
     return g_test_run();
 }

@@ -256,21 +256,11 @@ void harness_run_main_loop(int ms)
 
 /* ---- the machine ---- */
 
-Machine *harness_init(uint64_t ram_size, size_t page_size, int ncpus)
+static Machine *machine_new(RAMBlock *rb, int ncpus)
 {
     Machine *m = g_new0(Machine, 1);
-    RAMBlock *rb = g_new0(RAMBlock, 1);
+    uint64_t ram_size = rb->size;
 
-    g_assert_cmpuint(ram_size % page_size, ==, 0);
-    g_strlcpy(rb->name, "pc.ram", sizeof(rb->name));
-    rb->size = ram_size;
-    rb->page_size = page_size;
-    rb->fd = -1;
-    /* Aligned like the real backend, so "huge" pages start on their boundary. */
-    uint8_t *resv = mmap(NULL, ram_size + page_size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    g_assert(resv != MAP_FAILED);
-    rb->host = (uint8_t *)GW_ROUND_UP((uintptr_t)resv, page_size);
     m->ram = rb;
     m->type = g_strdup("pc");
     m->smp_cpus = ncpus;
@@ -290,4 +280,37 @@ Machine *harness_init(uint64_t ram_size, size_t page_size, int ncpus)
     bql_lock();
     migration_init();
     return m;
+}
+
+Machine *harness_init(uint64_t ram_size, size_t page_size, int ncpus)
+{
+    RAMBlock *rb = g_new0(RAMBlock, 1);
+
+    g_assert_cmpuint(ram_size % page_size, ==, 0);
+    g_strlcpy(rb->name, "pc.ram", sizeof(rb->name));
+    rb->size = ram_size;
+    rb->page_size = page_size;
+    rb->fd = -1;
+    rb->zero_at_start = true;     /* anonymous, created empty */
+    /* Aligned like the real backend, so "huge" pages start on their boundary. */
+    uint8_t *resv = mmap(NULL, ram_size + page_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    g_assert(resv != MAP_FAILED);
+    rb->host = (uint8_t *)GW_ROUND_UP((uintptr_t)resv, page_size);
+    return machine_new(rb, ncpus);
+}
+
+Machine *harness_init_fd(int fd, uint64_t ram_size, bool zero_at_start)
+{
+    RAMBlock *rb = g_new0(RAMBlock, 1);
+
+    g_strlcpy(rb->name, "pc.ram", sizeof(rb->name));
+    rb->size = ram_size;
+    rb->page_size = GW_PAGE_SIZE;
+    rb->fd = fd;
+    rb->shared = true;
+    rb->zero_at_start = zero_at_start;
+    rb->host = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    g_assert(rb->host != MAP_FAILED);
+    return machine_new(rb, 1);
 }

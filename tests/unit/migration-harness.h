@@ -23,6 +23,12 @@
  * the main thread and holds the BQL from now on, as godwit's does.
  */
 Machine *harness_init(uint64_t ram_size, size_t page_size, int ncpus);
+/*
+ * The same with RAM backed by @fd (mapped shared, 4 KiB pages), as a
+ * memory-backend-file is: @zero_at_start says whether godwit would have
+ * created it empty (RAMBlock.zero_at_start).
+ */
+Machine *harness_init_fd(int fd, uint64_t ram_size, bool zero_at_start);
 
 /* Mark target pages as written by the guest (seen by the next dirty-log read). */
 void harness_dirty(uint64_t first_page, uint64_t npages);

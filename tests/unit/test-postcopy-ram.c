@@ -551,6 +551,51 @@ static void test_double_place(void)
 }
 
 /*
+ * A page present before it arrived, never received nor discarded (a
+ * shared file that held data): placing over it would keep the old data,
+ * so the placement fails instead of passing for a duplicate.
+ */
+static void test_present_not_received(void)
+{
+    g_autoptr(GError) err = NULL;
+    Fx fx;
+
+    if (!need_uffd()) {
+        return;
+    }
+    fx_init(&fx, 16, true);
+    /* Old content of the backing file, written behind the loader's back. */
+    memset(fx.rb.host + 4 * PAGE, 0xaa, PAGE);
+    fx_new_pi(&fx);
+    fx_listen(&fx, false, 0);
+    g_assert_false(postcopy_place_page(fx.pi, 4 * PAGE, fx.ref + 4 * PAGE, &err));
+    g_assert_cmpstr(err->message, ==, "postcopy: the page at 0x4000 of block 'pc.ram' was "
+                    "present before it arrived (its memory was neither empty nor discarded "
+                    "there)");
+    g_clear_error(&err);
+    g_assert_false(postcopy_place_zero_page(fx.pi, 4 * PAGE, &err));
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    PostcopyStats st = fx_stats(&fx);
+    g_assert_cmpuint(st.duplicates, ==, 0);
+    g_assert_cmpuint(st.duplicates_unexpected, ==, 2);
+    g_assert_cmpuint(st.missing_pages, ==, 16);
+    /* The rest places normally; that page stays as the file had it, unreceived. */
+    for (uint64_t p = 0; p < 16; p++) {
+        if (p != 4) {
+            fx_place(&fx, p * PAGE);
+        }
+    }
+    g_assert_cmpuint(fx_stats(&fx).missing_pages, ==, 1);
+    g_assert_false(postcopy_incoming_finish(fx.pi, &err));
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    postcopy_incoming_free(fx.pi);
+    fx.pi = NULL;
+    fx_finish(&fx);
+}
+
+/*
  * Discard: the pages fault again and are requested. On shared memory the
  * hole must be punched in the file: MADV_DONTNEED alone keeps the data.
  */
@@ -992,6 +1037,7 @@ int main(int argc, char **argv)
     g_test_add_func("/postcopy-ram/anon/precopied", test_precopied);
     g_test_add_func("/postcopy-ram/dedup", test_dedup);
     g_test_add_func("/postcopy-ram/double-place", test_double_place);
+    g_test_add_func("/postcopy-ram/memfd/present-not-received", test_present_not_received);
     g_test_add_data_func("/postcopy-ram/anon/discard", GINT_TO_POINTER(0), test_discard);
     g_test_add_data_func("/postcopy-ram/memfd/discard", GINT_TO_POINTER(1), test_discard);
     g_test_add_func("/postcopy-ram/blocktime", test_blocktime);

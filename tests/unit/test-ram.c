@@ -9,6 +9,7 @@
 #include "qemu/osdep.h"
 #include "migration-harness.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -217,6 +218,199 @@ static void hugepage_order_body(void)
 static void test_hugepage_order(void)
 {
     SUBPROCESS(hugepage_order_body());
+}
+
+/* ---------------------------------------------------------------------- */
+/* Destination: the precopy loader */
+
+/*
+ * Load a precopy stream of the "ram" section alone: START, one PART with
+ * @body's records, END, EOF. The registry holds only RAM here.
+ */
+static void load_ram_only(Machine *m, void (*body)(MigStream *w, RamWriter *rw),
+                          GError **errp)
+{
+    MigRamBlockInfo b = { .name = "pc.ram", .size = m->ram->size, .page_size = GW_PAGE_SIZE };
+    MigStream *w = stream_new_mem_writer();
+    g_autoptr(MigConfig) c = mig_config_new();
+    RamWriter rw;
+    size_t len;
+
+    savevm_unregister_all();
+    ram_migration_init(m);
+    ram_writer_reset(&rw);
+    savevm_put_header(w);
+    savevm_put_config(w, c);
+    savevm_put_section_header(w, MIG_REC_SECTION_START, 1, "ram", 0, RAM_SECTION_VERSION);
+    ram_put_mem_size(w, &b, 1);
+    ram_put_eos(w);
+    savevm_put_footer(w, 1);
+    savevm_put_section_header(w, MIG_REC_SECTION_PART, 1, NULL, 0, 0);
+    body(w, &rw);
+    ram_put_eos(w);
+    savevm_put_footer(w, 1);
+    savevm_put_section_header(w, MIG_REC_SECTION_END, 1, NULL, 0, 0);
+    ram_put_eos(w);
+    savevm_put_footer(w, 1);
+    savevm_put_eof(w);
+    const uint8_t *d = stream_mem_data(w, &len);
+    MigStream *s = stream_new_mem_reader(d, len, false);
+    LoadVMState *st = loadvm_state_new(NULL, NULL, NULL);
+    g_assert_true(loadvm_read_header(st, s, errp));
+    g_assert_cmpint(loadvm_main(st, s, errp), ==, LOADVM_EOF);
+    loadvm_state_free(st);
+    stream_free(s);
+    stream_free(w);
+}
+
+/* 1 MiB: a data page, then zero pages, then data, then zero to the end. */
+static void body_mixed(MigStream *w, RamWriter *rw)
+{
+    static uint8_t data[4 * GW_PAGE_SIZE];
+
+    memset(data, 0x11, sizeof(data));
+    ram_put_pages(w, rw, "pc.ram", 0, data, 1);
+    ram_put_zero(w, rw, "pc.ram", GW_PAGE_SIZE, 100);
+    ram_put_zero(w, rw, "pc.ram", 101 * GW_PAGE_SIZE, 1);
+    ram_put_pages(w, rw, "pc.ram", 102 * GW_PAGE_SIZE, data, 4);
+    ram_put_zero(w, rw, "pc.ram", 106 * GW_PAGE_SIZE, 256 - 106);
+}
+
+static void check_mixed(Machine *m)
+{
+    for (uint64_t p = 0; p < 256; p++) {
+        uint8_t want = (p == 0 || (p >= 102 && p < 106)) ? 0x11 : 0;
+        const uint8_t *pg = m->ram->host + p * GW_PAGE_SIZE;
+        for (size_t i = 0; i < GW_PAGE_SIZE; i++) {
+            if (pg[i] != want) {
+                g_error("page %" PRIu64 " byte %zu reads 0x%02x, expected 0x%02x",
+                        p, i, pg[i], want);
+            }
+        }
+    }
+}
+
+/*
+ * A memory-backend-file that already held data (zero_at_start false): a
+ * ZERO record must clear the page, or the guest sees the file's old bytes
+ * where the source had zeros.
+ */
+static void zero_reused_body(void)
+{
+    g_autofree char *path = g_build_filename(g_get_tmp_dir(), "gw-test-ram-XXXXXX", NULL);
+    int fd = g_mkstemp(path);
+    g_autoptr(GError) err = NULL;
+
+    g_assert_cmpint(fd, >=, 0);
+    g_unlink(path);
+    g_assert_cmpint(ftruncate(fd, MIB), ==, 0);
+    Machine *m = harness_init_fd(fd, MIB, false);
+    memset(m->ram->host, 0xaa, MIB);          /* what the file held */
+    load_ram_only(m, body_mixed, &err);
+    g_assert_no_error(err);
+    check_mixed(m);
+}
+
+static void test_zero_reused(void)
+{
+    SUBPROCESS(zero_reused_body());
+}
+
+/*
+ * Memory this process created empty: ZERO records for pages never written
+ * are free, they are not even touched (nothing gets allocated).
+ */
+static void zero_fresh_body(void)
+{
+    Machine *m = harness_init(MIB, GW_PAGE_SIZE, 1);
+    g_autoptr(GError) err = NULL;
+    unsigned char vec[256];
+
+    load_ram_only(m, body_mixed, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(mincore(m->ram->host, MIB, vec), ==, 0);
+    for (unsigned p = 0; p < 256; p++) {
+        bool data = p == 0 || (p >= 102 && p < 106);
+        if (!data && (vec[p] & 1)) {
+            g_error("zero page %u was populated", p);
+        }
+    }
+    check_mixed(m);
+}
+
+static void test_zero_fresh(void)
+{
+    SUBPROCESS(zero_fresh_body());
+}
+
+/* ---------------------------------------------------------------------- */
+/* Source: pages that are not resident */
+
+/*
+ * The first pass sends pages that were never populated as zero without
+ * reading them. "Not resident" means "never written" only for memory this
+ * process created empty: a file's page may simply not be cached (here:
+ * written, synced and dropped from the page cache). Every page must go
+ * with its data.
+ */
+static void nonresident_file_body(void)
+{
+    const uint64_t size = 4 * MIB;
+    g_autofree char *path = g_build_filename("/var/tmp", "gw-test-ram-XXXXXX", NULL);
+    int fd = g_mkstemp(path);
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *data = g_malloc(size);
+    unsigned char vec[1024];
+    uint64_t dirty, resident = 0;
+    size_t len;
+
+    g_assert_cmpint(fd, >=, 0);
+    g_unlink(path);
+    for (uint64_t p = 0; p < size / GW_PAGE_SIZE; p++) {
+        memset(data + p * GW_PAGE_SIZE, (int)(p % 200 + 1), GW_PAGE_SIZE);
+    }
+    g_assert_cmpint(pwrite(fd, data, size, 0), ==, (ssize_t)size);
+    g_assert_cmpint(fsync(fd), ==, 0);
+    g_assert_cmpint(posix_fadvise(fd, 0, size, POSIX_FADV_DONTNEED), ==, 0);
+    Machine *m = harness_init_fd(fd, size, false);
+    g_assert_cmpint(mincore(m->ram->host, size, vec), ==, 0);
+    for (unsigned i = 0; i < size / GW_PAGE_SIZE; i++) {
+        resident += vec[i] & 1;
+    }
+    if (resident == size / GW_PAGE_SIZE) {
+        g_test_skip("the page cache kept the file: nothing is non-resident");
+        g_printerr("*** SKIP: /var/tmp's page cache was not dropped ***\n");
+        return;
+    }
+    g_test_message("%" PRIu64 " of %" PRIu64 " pages resident before the sweep", resident,
+                   (uint64_t)(size / GW_PAGE_SIZE));
+
+    g_assert_true(ram_start_tracking(&err));
+    g_assert_true(ram_sync(&dirty, &err));
+    MigStream *w = stream_new_mem_writer();
+    g_assert_true(savevm_live_setup(w, &err));
+    while (!ram_sweep_done()) {
+        g_assert_cmpint(savevm_live_iterate(w, &err), >=, 0);
+    }
+    const uint8_t *d = stream_mem_data(w, &len);
+    g_autoptr(GArray) runs = decode_ram_records(d, len);
+    uint64_t pages = 0;
+    for (guint i = 0; i < runs->len; i++) {
+        SentRun *r = &g_array_index(runs, SentRun, i);
+        if (r->zero) {
+            g_error("pages 0x%" PRIx64 "+%u went as zero pages; the file holds data there",
+                    r->offset, r->npages);
+        }
+        pages += r->npages;
+    }
+    g_assert_cmpuint(pages, ==, size / GW_PAGE_SIZE);
+    stream_free(w);
+    ram_stop_tracking();
+}
+
+static void test_nonresident_file(void)
+{
+    SUBPROCESS(nonresident_file_body());
 }
 
 /* ---------------------------------------------------------------------- */
@@ -555,6 +749,9 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/ram/source/postcopy-hugepage-order", test_hugepage_order);
+    g_test_add_func("/ram/source/nonresident-file", test_nonresident_file);
+    g_test_add_func("/ram/destination/zero-on-reused-memory", test_zero_reused);
+    g_test_add_func("/ram/destination/zero-on-fresh-memory", test_zero_fresh);
     g_test_add_func("/ram/destination/hugepage-assembly", test_hugepage_assembly);
     g_test_add_func("/ram/destination/hugepage-interleaved", test_hugepage_interleaved);
     g_test_add_func("/ram/postcopy/hugepage-source-to-destination", test_hugepage_e2e);
