@@ -372,6 +372,16 @@ typedef struct RateWindow {
     uint64_t start_bytes;
 } RateWindow;
 
+/*
+ * Bytes one window may carry at @bw bytes/s. The limits go up to INT64_MAX:
+ * bw * RATE_WINDOW_MS would wrap (to 0 for 2^62: nothing is ever sent), so
+ * divide first and add the remainder's share.
+ */
+static uint64_t rate_window_budget(uint64_t bw)
+{
+    return bw / 1000 * RATE_WINDOW_MS + bw % 1000 * RATE_WINDOW_MS / 1000;
+}
+
 static bool rate_budget_spent(void *opaque)
 {
     RateWindow *w = opaque;
@@ -388,7 +398,7 @@ static bool rate_budget_spent(void *opaque)
     if (!bw) {
         return false;
     }
-    return stream_bytes(w->ms->s) - w->start_bytes >= bw * RATE_WINDOW_MS / 1000;
+    return stream_bytes(w->ms->s) - w->start_bytes >= rate_window_budget(bw);
 }
 
 /* Sleep out the rest of a spent window (a cancel wakes us). */

@@ -216,11 +216,60 @@ static void test_postcopy_file_reused(void)
     run_file_reused(true);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Rate limits at the top of their range */
+
+/*
+ * The limits accept up to INT64_MAX bytes/s. At 2^62 a window's budget
+ * used to wrap to 0: nothing was ever sent and the migration stayed active
+ * without an error. Both limits, at 2^62 and at INT64_MAX, must complete.
+ */
+static void test_precopy_bandwidth_top(void)
+{
+    static const char *const params[] = {
+        "'max-bandwidth': 4611686018427387904",
+        "'max-bandwidth': 9223372036854775807",
+    };
+
+    if (!mig_require(false)) {
+        return;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(params); i++) {
+        MigConfig cfg = {
+            .tick_append = "rate=128",
+            .transport = MIG_UNIX,
+            .src_params = params[i],
+            .timeout_ms = 30000,
+        };
+        g_test_message("%s", params[i]);
+        mig_run(&cfg, NULL);
+    }
+}
+
+static void test_postcopy_bandwidth_top(void)
+{
+    MigConfig cfg = {
+        .tick_append = "rate=0",
+        .transport = MIG_UNIX,
+        .caps = "postcopy-ram",
+        .src_params = "'max-postcopy-bandwidth': 4611686018427387904",
+        .postcopy = MIG_PC_IMMEDIATE,
+        .timeout_ms = 30000,
+    };
+
+    if (!mig_require(true)) {
+        return;
+    }
+    mig_run(&cfg, NULL);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     mig_add_test("/migration/postcopy/hugetlb/running", test_hugetlb_running, false);
     mig_add_test("/migration/precopy/file-reused", test_precopy_file_reused, false);
     mig_add_test("/migration/postcopy/file-reused", test_postcopy_file_reused, false);
+    mig_add_test("/migration/precopy/bandwidth-top", test_precopy_bandwidth_top, false);
+    mig_add_test("/migration/postcopy/bandwidth-top", test_postcopy_bandwidth_top, false);
     return g_test_run();
 }

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests of migration/migration.c on a machine whose RAM is plain
+ * memory (migration-harness.h): the real source thread, return-path
+ * reader and QMP commands, against a destination played by the test on a
+ * real unix socket. The peer parses the stream with the same decoders a
+ * destination uses, answers PINGs, and may send hostile return-path
+ * messages. Each test runs in a subprocess (one migration state per
+ * process, as in godwit).
+ */
+#include "qemu/osdep.h"
+#include "migration-harness.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <glib/gstdio.h>
+
+#include "migration/migration.h"
+#include "migration/ram-format.h"
+#include "migration/savevm.h"
+#include "monitor/qmp.h"
+#include "qapi/qapi-commands.h"
+#include "qemu/bql.h"
+#include "sysemu/runstate.h"
+
+#define MIB (1024 * 1024)
+#define WAIT_MS 30000
+
+#define SUBPROCESS(body) do {                                             \
+        if (g_test_subprocess()) {                                        \
+            body;                                                         \
+            return;                                                       \
+        }                                                                 \
+        g_test_trap_subprocess(NULL, 240 * G_USEC_PER_SEC,                \
+                               G_TEST_SUBPROCESS_INHERIT_STDOUT |         \
+                               G_TEST_SUBPROCESS_INHERIT_STDERR);         \
+        g_test_trap_assert_passed();                                      \
+    } while (0)
+
+/* ---------------------------------------------------------------------- */
+/* The destination, played by the test */
+
+typedef struct Peer {
+    char *dir, *path;
+    int lfd;
+    GThread *thread;
+    /* Sent on the return path right after PONG 1 (hostile messages), or NULL. */
+    const guint8 *inject;
+    size_t inject_len;
+    /* Filled by the peer thread. */
+    bool got_eof;             /* the whole stream arrived: SHUT(0) was sent */
+    uint64_t pages;           /* target pages received (data and zero) */
+    char *failure;            /* why the peer stopped reading early */
+} Peer;
+
+static void peer_send(QIOChannel *ch, const MigRpMsg *m)
+{
+    uint8_t buf[MIG_RP_HDR_LEN + MIG_RP_MAX_LEN];
+    size_t n = mig_rp_encode(m, buf);
+
+    g_assert_cmpuint(n, >, 0);
+    qio_channel_write_all(ch, buf, n, NULL);
+}
+
+/* Skip one RAM payload, counting the pages. */
+static bool peer_ram(Peer *p, MigStream *s, RamReader *rr, GError **errp)
+{
+    RamRecord rec;
+
+    for (;;) {
+        if (!ram_get_record(s, rr, &rec, errp)) {
+            return false;
+        }
+        if (rec.type == RAM_RECORD_EOS) {
+            return true;
+        }
+        if (rec.type == RAM_RECORD_MEM_SIZE) {
+            g_autofree MigRamBlockInfo *b = NULL;
+            unsigned n;
+            if (!ram_get_mem_size_blocks(s, rec.offset, &b, &n, errp)) {
+                return false;
+            }
+            continue;
+        }
+        p->pages += rec.npages;
+        if (rec.type == RAM_RECORD_PAGES) {
+            stream_skip(s, (size_t)rec.npages * GW_PAGE_SIZE);
+        }
+    }
+}
+
+static bool peer_read(Peer *p, MigStream *s, QIOChannel *ch, GError **errp)
+{
+    RamReader rr;
+    char name[256];
+
+    ram_reader_reset(&rr);
+    if (stream_get_be32(s) != MIG_MAGIC) {
+        error_setg(errp, "bad magic");
+        return false;
+    }
+    stream_get_be32(s);
+    stream_get_u8(s);
+    stream_skip(s, stream_get_be32(s));
+    for (;;) {
+        uint8_t type = stream_get_u8(s);
+        if (!stream_check(s, errp)) {
+            return false;
+        }
+        switch (type) {
+        case MIG_REC_EOF: {
+            MigRpMsg shut = { .type = MIG_RP_MSG_SHUT, .value = 0 };
+            p->got_eof = true;
+            peer_send(ch, &shut);
+            return true;
+        }
+        case MIG_REC_COMMAND: {
+            uint16_t cmd = stream_get_be16(s);
+            uint16_t len = stream_get_be16(s);
+            const uint8_t *pl = stream_get_ptr(s, len);
+            if (!stream_check(s, errp)) {
+                return false;
+            }
+            if (cmd == MIG_CMD_PING) {
+                uint32_t be;
+                memcpy(&be, pl, 4);
+                MigRpMsg pong = { .type = MIG_RP_MSG_PONG, .value = GUINT32_FROM_BE(be) };
+                peer_send(ch, &pong);
+                if (pong.value == 1 && p->inject) {
+                    qio_channel_write_all(ch, p->inject, p->inject_len, NULL);
+                }
+            } else if (cmd == MIG_CMD_PACKAGED) {
+                uint32_t be;
+                memcpy(&be, pl, 4);
+                stream_skip(s, GUINT32_FROM_BE(be));
+            }
+            break;
+        }
+        case MIG_REC_SECTION_START:
+        case MIG_REC_SECTION_PART:
+        case MIG_REC_SECTION_END:
+            stream_get_be32(s);
+            if (type == MIG_REC_SECTION_START) {
+                stream_get_cstr(s, name);
+                stream_get_be32(s);
+                stream_get_be32(s);
+            }
+            if (!peer_ram(p, s, &rr, errp)) {
+                return false;
+            }
+            stream_skip(s, 5);
+            break;
+        case MIG_REC_SECTION_FULL:
+            stream_get_be32(s);
+            stream_get_cstr(s, name);
+            stream_get_be32(s);
+            stream_get_be32(s);
+            stream_skip(s, stream_get_be32(s) + 4u + 5u);
+            break;
+        default:
+            error_setg(errp, "record type 0x%02x", type);
+            return false;
+        }
+    }
+}
+
+static gpointer peer_thread(gpointer opaque)
+{
+    Peer *p = opaque;
+    g_autoptr(GError) err = NULL;
+    int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+    g_assert_cmpint(fd, >=, 0);
+    QIOChannel *ch = qio_channel_new_fd(fd, QIO_CHANNEL_SOCKET, "peer", NULL);
+    MigStream *s = stream_new_reader(ch);
+    if (!peer_read(p, s, ch, &err)) {
+        p->failure = g_strdup(err->message);
+    }
+    stream_free(s);
+    qio_channel_unref(ch);
+    return NULL;
+}
+
+static Peer *peer_new(void)
+{
+    Peer *p = g_new0(Peer, 1);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    p->dir = g_dir_make_tmp("gw-test-mig-XXXXXX", NULL);
+    p->path = g_build_filename(p->dir, "mig.sock", NULL);
+    strcpy(sa.sun_path, p->path);
+    p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(listen(p->lfd, 1), ==, 0);
+    return p;
+}
+
+static void peer_start(Peer *p)
+{
+    p->thread = g_thread_new("test-peer", peer_thread, p);
+}
+
+static void peer_free(Peer *p)
+{
+    if (p->thread) {
+        g_thread_join(p->thread);
+    }
+    close(p->lfd);
+    g_unlink(p->path);
+    g_rmdir(p->dir);
+    g_free(p->path);
+    g_free(p->dir);
+    g_free(p->failure);
+    g_free(p);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Driving the source as QMP does (the test thread is the main thread) */
+
+static JsonObject *json_args(const char *json)
+{
+    g_autoptr(JsonParser) jp = json_parser_new();
+
+    g_assert_true(json_parser_load_from_data(jp, json, -1, NULL));
+    return json_object_ref(json_node_get_object(json_parser_get_root(jp)));
+}
+
+static void qmp_ok(JsonNode *(*fn)(JsonObject *, GError **), const char *json)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonObject) a = json_args(json);
+    JsonNode *r = fn(a, &err);
+
+    g_assert_no_error(err);
+    if (r) {
+        json_node_unref(r);
+    }
+}
+
+static void set_caps(const char *caps)
+{
+    g_auto(GStrv) names = g_strsplit(caps, ",", -1);
+    GString *json = g_string_new("{\"capabilities\": [");
+
+    for (int i = 0; names[i]; i++) {
+        g_string_append_printf(json, "%s{\"capability\": \"%s\", \"state\": true}",
+                               i ? ", " : "", names[i]);
+    }
+    g_string_append(json, "]}");
+    qmp_ok(qmp_migrate_set_capabilities, json->str);
+    g_string_free(json, TRUE);
+}
+
+static void migrate_to(Peer *p)
+{
+    g_autofree char *args = g_strdup_printf("{\"uri\": \"unix:%s\"}", p->path);
+
+    peer_start(p);
+    qmp_ok(qmp_migrate, args);
+}
+
+/* query-migrate's "return" as a JSON object (unref). */
+static JsonObject *query_migrate(void)
+{
+    g_autoptr(GError) err = NULL;
+    JsonNode *n = qmp_query_migrate(NULL, &err);
+    JsonObject *o;
+
+    g_assert_no_error(err);
+    o = json_object_ref(json_node_get_object(n));
+    json_node_unref(n);
+    return o;
+}
+
+/* Wait for the source's MIGRATION event with @status; fail on another end state. */
+static void wait_status(const char *status)
+{
+    g_autoptr(JsonObject) ev = harness_wait_event("MIGRATION", "status", status, WAIT_MS);
+
+    if (!ev) {
+        g_autoptr(JsonObject) q = query_migrate();
+        g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), q);
+        g_autofree char *text = json_to_string(n, false);
+        g_error("no MIGRATION %s within %d ms; query-migrate: %s", status, WAIT_MS, text);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Rate limits at the edges of their range */
+
+/*
+ * max-bandwidth and max-postcopy-bandwidth accept up to INT64_MAX bytes/s.
+ * A window's budget (bandwidth x 100 ms) used to wrap: at 2^62 it was 0,
+ * so the budget read as spent before the first byte and the migration sat
+ * in 'active' for ever. Every edge must move all 4096 pages and complete.
+ */
+static void bandwidth_edges_body(void)
+{
+    static const char *const limits[] = {
+        "4611686018427387904",      /* 2^62 */
+        "9223372036854775807",      /* INT64_MAX */
+        "184467440737095517",       /* the smallest that wrapped (to 84 bytes a window) */
+        "1000000000",               /* an ordinary 1 GB/s */
+    };
+
+    harness_init(16 * MIB, GW_PAGE_SIZE, 1);
+    runstate_set(RUN_STATE_RUNNING);
+    set_caps("events");
+    for (size_t i = 0; i < G_N_ELEMENTS(limits); i++) {
+        g_autofree char *params = g_strdup_printf("{\"max-bandwidth\": %s}", limits[i]);
+        Peer *p = peer_new();
+
+        qmp_ok(qmp_migrate_set_parameters, params);
+        migrate_to(p);
+        wait_status("completed");
+        g_assert_null(p->failure);
+        g_assert_true(p->got_eof);
+        g_assert_cmpuint(p->pages, ==, 4096);
+        peer_free(p);
+        runstate_set(RUN_STATE_RUNNING);      /* as if the user ran cont */
+    }
+    /* The same after a postcopy switch, for max-postcopy-bandwidth. */
+    set_caps("events,postcopy-ram");
+    qmp_ok(qmp_migrate_set_parameters, "{\"max-bandwidth\": 0, "
+           "\"max-postcopy-bandwidth\": 4611686018427387904}");
+    Peer *p = peer_new();
+    migrate_to(p);
+    qmp_ok(qmp_migrate_start_postcopy, "{}");
+    wait_status("completed");
+    g_assert_null(p->failure);
+    g_assert_true(p->got_eof);
+    g_assert_cmpuint(p->pages, ==, 4096);
+    peer_free(p);
+}
+
+static void test_bandwidth_edges(void)
+{
+    SUBPROCESS(bandwidth_edges_body());
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration/source/bandwidth-edges", test_bandwidth_edges);
+    return g_test_run();
+}
