@@ -249,6 +249,272 @@ static void test_linux(gconstpointer data)
     g_rmdir(dir);
 }
 
+/* ---- live migration ------------------------------------------------------------ */
+
+typedef struct MigRig {
+    char *dir;
+    Guest *guest;
+    Backend *src_be, *dst_be;
+    GwVM *src, *dst;
+} MigRig;
+
+static void qmp_ok(GwVM *vm, const char *cmd)
+{
+    json_node_unref(gw_qmp_assert_success(vm, "%s", cmd));
+}
+
+/*
+ * Source and destination QEMU, each with its own back-end; the guest runs
+ * frames without end on the source. NULL (after a loud skip) when a piece
+ * is missing.
+ */
+static MigRig *rig_start(bool dst_postcopy, bool dst_paused)
+{
+    g_autofree char *qemu = qemu_binary();
+    if (!qemu) {
+        return NULL;
+    }
+    MigRig *r = g_new0(MigRig, 1);
+    r->dir = g_dir_make_tmp("gw-vu-mig-XXXXXX", NULL);
+    r->guest = guest_build(r->dir);
+    if (!r->guest) {
+        g_rmdir(r->dir);
+        g_free(r->dir);
+        g_free(r);
+        return NULL;
+    }
+    gw_set_binary(qemu, GW_FLAVOUR_QEMU);
+    r->src_be = backend_start(r->dir, "src-backend", "");
+    r->dst_be = backend_start(r->dir, "dst-backend", dst_postcopy ? "--postcopy" : "");
+    /* Frames without end, 200 a second, each checked when it comes back. */
+    const char *guest_args = "--count 0 --rate 200";
+    g_autofree char *src_args = qemu_args(r->guest, r->src_be, "", guest_args, "");
+    g_autofree char *mig = g_strdup_printf("-incoming unix:%s/mig.sock%s", r->dir,
+                                           dst_paused ? " -S" : "");
+    g_autofree char *dst_args = qemu_args(r->guest, r->dst_be, "", guest_args, mig);
+    GwVMOpts so = { .name = "src", .args = src_args, .start_timeout_ms = 30000 };
+    GwVMOpts dopt = { .name = "dst", .args = dst_args, .start_timeout_ms = 30000 };
+    r->src = gw_vm_start(&so);
+    r->dst = gw_vm_start(&dopt);
+    qmp_ok(r->src, "{'execute': 'migrate-set-capabilities', 'arguments': {'capabilities':"
+                   " [{'capability': 'events', 'state': true}]}}");
+    qmp_ok(r->dst, "{'execute': 'migrate-set-capabilities', 'arguments': {'capabilities':"
+                   " [{'capability': 'events', 'state': true}]}}");
+    /* Two progress lines: the guest sends and gets its frames back. */
+    gsize off = gw_serial_wait_for(r->src, "vu-guest: progress", gw_timeout(180000));
+    gw_serial_wait_for_from(r->src, off, "vu-guest: progress", gw_timeout(30000));
+    return r;
+}
+
+static void rig_free(MigRig *r)
+{
+    gw_vm_free(r->src);
+    gw_vm_free(r->dst);
+    if (r->src_be->pid > 0 && kill(r->src_be->pid, 0) == 0) {
+        vu_stop_pid(r->src_be->pid, 5000);
+    }
+    if (r->dst_be->pid > 0 && kill(r->dst_be->pid, 0) == 0) {
+        vu_stop_pid(r->dst_be->pid, 5000);
+    }
+    backend_free(r->src_be);
+    backend_free(r->dst_be);
+    g_autofree char *mig = g_build_filename(r->dir, "mig.sock", NULL);
+    g_unlink(mig);
+    guest_free(r->guest);
+    g_rmdir(r->dir);
+    g_free(r->dir);
+    g_free(r);
+}
+
+/* The back-end's stdout after SIGTERM (it prints its final counters). */
+static char *backend_stop(Backend *b)
+{
+    int status = vu_stop_pid(b->pid, 5000);
+    char *out = NULL;
+
+    b->pid = -1;
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_assert_true(g_file_get_contents(b->out, &out, NULL, NULL));
+    return out;
+}
+
+/*
+ * The guest's frame stream across the move: the destination's progress
+ * lines go on from the source's counters, with nothing corrupted or
+ * repeated, and every frame the guest found missing is one a back-end
+ * reported dropping (its RX ring was full). Stops both back-ends; returns
+ * the destination back-end's stdout.
+ */
+static char *check_stream_continues(MigRig *r)
+{
+    gsize off = gw_serial_offset(r->dst);
+    gw_serial_wait_for_from(r->dst, off, "vu-guest: progress", gw_timeout(60000));
+    off = gw_serial_wait_for_from(r->dst, off, "vu-guest: progress", gw_timeout(60000));
+    gw_serial_wait_for_from(r->dst, off, "vu-guest: progress", gw_timeout(60000));
+    g_autofree char *src_serial = gw_serial_read_all(r->src);
+    g_autofree char *dst_serial = gw_serial_read_all(r->dst);
+    gint64 src_sent = guest_value(src_serial, "progress", "sent");
+    gint64 dst_sent = guest_value(dst_serial, "progress", "sent");
+    gint64 dst_received = guest_value(dst_serial, "progress", "received");
+    gint64 gaps = guest_value(dst_serial, "progress", "gaps");
+
+    g_test_message("guest: %" G_GINT64_FORMAT " frames sent on the source, %" G_GINT64_FORMAT
+                   " in all after the move, %" G_GINT64_FORMAT " came back, %" G_GINT64_FORMAT
+                   " lost, longest round trip %" G_GINT64_FORMAT " us", src_sent, dst_sent,
+                   dst_received, gaps, guest_value(dst_serial, "progress", "rtt_max_us"));
+    g_assert_cmpint(dst_sent, >, src_sent);
+    g_assert_cmpint(guest_value(dst_serial, "progress", "corrupt"), ==, 0);
+    g_assert_cmpint(guest_value(dst_serial, "progress", "dups"), ==, 0);
+    g_assert_cmpint(guest_value(dst_serial, "progress", "other"), ==, 0);
+    g_assert_cmpint(guest_value(dst_serial, "progress", "before_first"), ==, 0);
+    /* Frames in flight at the last line (at most two rings' worth) are not yet back. */
+    g_assert_cmpint(dst_received + gaps, <=, dst_sent);
+    g_assert_cmpint(dst_sent - dst_received - gaps, <=, 512);
+
+    g_autofree char *src_out = backend_stop(r->src_be);
+    char *dst_out = backend_stop(r->dst_be);
+    gint64 dropped = backend_final(src_out, "dropped") + backend_final(dst_out, "dropped");
+    g_test_message("back-ends: %" G_GINT64_FORMAT " + %" G_GINT64_FORMAT " frames reflected,"
+                   " %" G_GINT64_FORMAT " dropped for want of RX buffers",
+                   backend_final(src_out, "reflected"), backend_final(dst_out, "reflected"),
+                   dropped);
+    g_assert_cmpint(gaps, <=, dropped);
+    g_assert_cmpint(backend_final(src_out, "nf_corrupt"), ==, 0);
+    g_assert_cmpint(backend_final(dst_out, "nf_corrupt"), ==, 0);
+    g_assert_cmpint(backend_final(src_out, "rejected"), ==, 0);
+    g_assert_cmpint(backend_final(dst_out, "rejected"), ==, 0);
+    return dst_out;
+}
+
+/*
+ * Precopy with the destination paused: when the source stops, both RAMs
+ * must be equal byte for byte. The back-end writes RX buffers and used
+ * rings behind QEMU's back all along; a write it failed to log would leave
+ * the destination's copy stale.
+ */
+static void test_migrate_precopy(void)
+{
+    MigRig *r = rig_start(false, true);
+    if (!r) {
+        return;
+    }
+    json_node_unref(gw_qmp_assert_success(r->src, "{'execute': 'migrate', 'arguments':"
+                                                  " {'uri': 'unix:%s/mig.sock'}}", r->dir));
+    json_node_unref(gw_qmp_wait_event_data(r->src, "MIGRATION", "status", "completed",
+                                           gw_timeout(300000)));
+    json_node_unref(gw_qmp_wait_event_data(r->dst, "MIGRATION", "status", "completed",
+                                           gw_timeout(30000)));
+
+    /* Both stopped now: every page the source back-end wrote must have followed. */
+    g_autoptr(GBytes) src_ram = gw_memsave(r->src, 0, (guint64)RAM_MB << 20);
+    g_autoptr(GBytes) dst_ram = gw_memsave(r->dst, 0, (guint64)RAM_MB << 20);
+    gsize n;
+    const uint8_t *a = g_bytes_get_data(src_ram, &n);
+    const uint8_t *b = g_bytes_get_data(dst_ram, NULL);
+    guint64 bad_pages = 0, first_bad = 0;
+    for (gsize off = 0; off < n; off += 4096) {
+        if (memcmp(a + off, b + off, 4096)) {
+            first_bad = bad_pages++ ? first_bad : off;
+        }
+    }
+    if (bad_pages) {
+        g_error("%" G_GUINT64_FORMAT " pages differ after precopy, the first at 0x%"
+                G_GINT64_MODIFIER "x", bad_pages, first_bad);
+    }
+    g_autofree char *src_out = NULL;
+    g_assert_true(g_file_get_contents(r->src_be->out, &src_out, NULL, NULL));
+    gint64 logged = vu_stat_value(src_out, "godwit-vhost-user-net: stats", "dirty_log_writes");
+    g_test_message("source back-end marked %" G_GINT64_FORMAT " writes in the dirty log; RAM"
+                   " equal on both sides", logged);
+    g_assert_cmpint(logged, >, 0);
+
+    qmp_ok(r->dst, "{'execute': 'cont'}");
+    g_autofree char *dst_out = check_stream_continues(r);
+    /* QEMU announces the guest's MAC through the back-end after the move. */
+    g_assert_cmpint(backend_final(dst_out, "rarp"), >=, 1);
+    rig_free(r);
+}
+
+/*
+ * Postcopy: the destination runs at once; its back-end's first touches of
+ * pages not yet there fault into its userfaultfd, which QEMU polls,
+ * fetches from the source and wakes.
+ */
+static void test_migrate_postcopy(void)
+{
+    MigRig *r = rig_start(true, false);
+    if (!r) {
+        return;
+    }
+    const char *caps = "{'execute': 'migrate-set-capabilities', 'arguments': {'capabilities':"
+                       " [{'capability': 'postcopy-ram', 'state': true}]}}";
+    qmp_ok(r->src, caps);
+    qmp_ok(r->dst, caps);
+    /*
+     * Slow links (8 MiB/s, then 4 MiB/s in postcopy) keep most pages on the
+     * source for seconds after the switch, so the destination back-end's
+     * first touches of rings and buffers find them missing.
+     */
+    qmp_ok(r->src, "{'execute': 'migrate-set-parameters', 'arguments':"
+                   " {'max-bandwidth': 8388608, 'max-postcopy-bandwidth': 4194304}}");
+    json_node_unref(gw_qmp_assert_success(r->src, "{'execute': 'migrate', 'arguments':"
+                                                  " {'uri': 'unix:%s/mig.sock'}}", r->dir));
+    json_node_unref(gw_qmp_wait_event_data(r->src, "MIGRATION", "status", "active",
+                                           gw_timeout(60000)));
+    qmp_ok(r->src, "{'execute': 'migrate-start-postcopy'}");
+    json_node_unref(gw_qmp_wait_event_data(r->src, "MIGRATION", "status", "postcopy-active",
+                                           gw_timeout(60000)));
+    json_node_unref(gw_qmp_wait_event_data(r->src, "MIGRATION", "status", "completed",
+                                           gw_timeout(300000)));
+    json_node_unref(gw_qmp_wait_event_data(r->dst, "MIGRATION", "status", "completed",
+                                           gw_timeout(60000)));
+    g_autofree char *dst_out = check_stream_continues(r);
+    gint64 faults = backend_final(dst_out, "faults");
+    const char *fl = strstr(dst_out, ": final ");
+    g_test_message("destination back-end: %" G_GINT64_FORMAT " postcopy faults; %s", faults,
+                   strstr(fl, " faults="));
+    g_assert_cmpint(faults, >=, 1);
+    g_autofree char *err = NULL;
+    g_assert_true(g_file_get_contents(r->dst_be->err, &err, NULL, NULL));
+    g_assert_nonnull(strstr(err, "postcopy: 1 regions registered with our userfaultfd"));
+    g_assert_nonnull(strstr(err, "postcopy ended"));
+    rig_free(r);
+}
+
+/* A destination back-end without PAGEFAULT: QEMU refuses the postcopy-ram capability. */
+static void test_migrate_refused(void)
+{
+    g_autofree char *qemu = qemu_binary();
+    if (!qemu) {
+        return;
+    }
+    g_autofree char *dir = g_dir_make_tmp("gw-vu-mig-XXXXXX", NULL);
+    Guest *g = guest_build(dir);
+    if (!g) {
+        g_rmdir(dir);
+        return;
+    }
+    gw_set_binary(qemu, GW_FLAVOUR_QEMU);
+    Backend *b = backend_start(dir, "backend", "");
+    g_autofree char *mig = g_strdup_printf("-incoming unix:%s/mig.sock", dir);
+    g_autofree char *args = qemu_args(g, b, "", "--count 0", mig);
+    GwVMOpts o = { .name = "dst", .args = args, .start_timeout_ms = 30000 };
+    GwVM *vm = gw_vm_start(&o);
+    gw_qmp_expect_error(vm, "GenericError", "ostcopy",
+                        "{'execute': 'migrate-set-capabilities', 'arguments': {'capabilities':"
+                        " [{'capability': 'postcopy-ram', 'state': true}]}}");
+    g_autofree char *qerr = gw_vm_stderr(vm);
+    g_test_message("QEMU: %s", qerr);
+    g_assert_nonnull(strstr(qerr, "vhost-user backend not capable of postcopy"));
+    gw_vm_free(vm);
+    vu_stop_pid(b->pid, 5000);
+    backend_free(b);
+    g_autofree char *sock = g_build_filename(dir, "mig.sock", NULL);
+    g_unlink(sock);
+    guest_free(g);
+    g_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -259,5 +525,8 @@ int main(int argc, char **argv)
     }
     g_test_add_data_func("/vhost-user/qemu/linux/backend-server", GINT_TO_POINTER(0), test_linux);
     g_test_add_data_func("/vhost-user/qemu/linux/backend-client", GINT_TO_POINTER(1), test_linux);
+    g_test_add_func("/vhost-user/qemu/migrate/precopy", test_migrate_precopy);
+    g_test_add_func("/vhost-user/qemu/migrate/postcopy", test_migrate_postcopy);
+    g_test_add_func("/vhost-user/qemu/migrate/no-pagefault", test_migrate_refused);
     return g_test_run();
 }
