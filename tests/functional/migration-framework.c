@@ -518,6 +518,21 @@ void mig_check_same_memory(GwVM *src, GwVM *dst, unsigned ram_mib,
     dump_free(&d);
 }
 
+void mig_compare_memory(GwVM *src, GwVM *dst, unsigned ram_mib)
+{
+    Dump s, d;
+
+    dump_take(src, ram_mib, &s);
+    dump_take(dst, ram_mib, &d);
+    g_assert_cmpuint(s.n, ==, d.n);
+    for (size_t i = 0; i < s.n; i++) {
+        compare_piece(&s.pieces[i], &d.pieces[i]);
+    }
+    g_test_message("memory identical: %u MiB", ram_mib);
+    dump_free(&s);
+    dump_free(&d);
+}
+
 void mig_check_invariant(GwVM *vm, unsigned ram_mib, TickMailbox *mb)
 {
     g_autofree char *st = gw_vm_query_status(vm);

@@ -175,6 +175,11 @@ double mig_num(JsonNode *obj, const char *path);
  */
 void mig_check_same_memory(GwVM *src, GwVM *dst, unsigned ram_mib,
                            TickMailbox *mb);
+/*
+ * The byte-exact comparison alone, for guests other than tick (the caller
+ * has both VMs stopped): the whole RAM of each, below 3 GiB and from 4 GiB.
+ */
+void mig_compare_memory(GwVM *src, GwVM *dst, unsigned ram_mib);
 /* Stop (if running), dump, check the tick invariant; mailbox in @mb. */
 void mig_check_invariant(GwVM *vm, unsigned ram_mib, TickMailbox *mb);
 /*
