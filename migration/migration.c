@@ -74,6 +74,10 @@ typedef struct MigrationState {
     char *uri;
     QIOCancel *cancel;
     QIOChannel *ch;               /* set by the thread once connected */
+    /*
+     * The migration thread's stream: only that thread uses it (and frees
+     * it). Other threads read `transferred` instead (stats_mutex).
+     */
     MigStream *s;
     GError *error;                /* first error; stats_mutex */
 
@@ -922,8 +926,14 @@ out:
         ms->rp_thread = NULL;
     }
     if (ms->s) {
-        stream_free(ms->s);
+        MigStream *s = ms->s;
+
+        /* query-migrate reads transferred from now on, never the stream. */
+        migration_stats_lock();
+        ms->transferred = stream_bytes(s);
         ms->s = NULL;
+        migration_stats_unlock();
+        stream_free(s);
     }
     g_mutex_lock(&ms->lock);
     if (ms->ch) {
@@ -1151,7 +1161,7 @@ typedef struct IncomingState {
     GMutex rp_lock;               /* return-path writes */
     bool rp_open;
     int64_t load_start_us;        /* END section began (stop-and-copy data) */
-    int64_t load_us;
+    int64_t load_us;              /* atomic: the incoming thread writes it, query-migrate reads */
     int64_t guest_visible_us;     /* source stop request to our RESUME, 0 if unknown */
     /*
      * The first error of either loader (incoming or listen thread); set
@@ -1367,7 +1377,9 @@ static int incoming_postcopy_run(void *opaque, GError **errp)
         return -1;
     }
     loadvm_post_load_all(is->lst);
-    is->load_us = is->load_start_us ? g_get_monotonic_time() - is->load_start_us : 0;
+    __atomic_store_n(&is->load_us,
+                     is->load_start_us ? g_get_monotonic_time() - is->load_start_us : 0,
+                     __ATOMIC_RELAXED);
     g_mutex_lock(&is->run_lock);
     is->run_done = true;
     g_cond_broadcast(&is->run_cond);
@@ -1489,7 +1501,9 @@ static gboolean incoming_finish_ok(gpointer opaque)
     } else {
         runstate_set((RunState)st);
     }
-    is->load_us = is->load_start_us ? g_get_monotonic_time() - is->load_start_us : 0;
+    __atomic_store_n(&is->load_us,
+                     is->load_start_us ? g_get_monotonic_time() - is->load_start_us : 0,
+                     __ATOMIC_RELAXED);
     migrate_set_state(&is->state, MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_COMPLETED);
     return G_SOURCE_REMOVE;
 }
@@ -1733,7 +1747,8 @@ static JsonObject *ram_stats_object(MigrationState *ms)
 {
     JsonObject *r = json_object_new();
     uint64_t total = current_machine->ram->size;
-    uint64_t transferred = ms->s ? stream_bytes(ms->s) : ms->transferred;
+    /* Never ms->s: the migration thread frees it without the BQL. */
+    uint64_t transferred = ms->transferred;
 
     json_object_set_int_member(r, "transferred", (gint64)transferred);
     json_object_set_int_member(r, "remaining", (gint64)stats.remaining_bytes);
@@ -1780,7 +1795,8 @@ JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
             }
             if (ist == MIGRATION_STATUS_COMPLETED) {
                 JsonObject *split = json_object_new();
-                json_object_set_double_member(split, "load", (double)is->load_us / 1000.0);
+                int64_t load_us = __atomic_load_n(&is->load_us, __ATOMIC_RELAXED);
+                json_object_set_double_member(split, "load", (double)load_us / 1000.0);
                 json_object_set_object_member(o, "x-downtime-split", split);
             }
             if (is->guest_visible_us) {

@@ -484,6 +484,60 @@ static void test_rp_error_text(void)
     gw_vm_free(src);
 }
 
+/* ---------------------------------------------------------------------- */
+/* The monitor polled hard while a migration ends */
+
+/*
+ * A management tool polls query-migrate on both sides while the migration
+ * threads finish and free their streams (without the BQL): the replies
+ * must stay well-formed and the processes alive. Run under ASan (build-san)
+ * a read of freed memory kills the VM and fails the test.
+ */
+static void test_query_while_ending(void)
+{
+    static const MigConfig cfg = { .ram_mib = HOSTILE_RAM_MIB, .tick_append = "rate=128" };
+
+    if (!mig_require(false)) {
+        return;
+    }
+    for (int round = 0; round < 4; round++) {
+        MigTest *t = g_new0(MigTest, 1);
+        guint queries = 0;
+        bool src_done = false, dst_done = false;
+
+        t->cfg = &cfg;
+        t->fds[0] = t->fds[1] = -1;
+        mig_start_dest(t, "dst", true);
+        t->src = mig_start_source(&cfg, "src");
+        mig_configure(t);
+        mig_migrate(t);
+        while (!src_done || !dst_done) {
+            g_autoptr(JsonNode) qs = mig_query(t->src);
+            g_autoptr(JsonNode) qd = mig_query(t->dst);
+            const char *ss = json_object_get_string_member(json_node_get_object(qs), "status");
+            JsonObject *od = json_node_get_object(qd);
+            const char *ds = json_object_has_member(od, "status") ?
+                             json_object_get_string_member(od, "status") : "none";
+
+            queries += 2;
+            g_assert_cmpstr(ss, !=, "failed");
+            g_assert_cmpstr(ds, !=, "failed");
+            src_done = !strcmp(ss, "completed");
+            dst_done = !strcmp(ds, "completed");
+            if (src_done) {
+                /* Once completed the statistics are final and whole. */
+                g_assert_cmpfloat(mig_num(qs, "ram.transferred"), >=, HOSTILE_RAM_MIB << 20);
+                g_assert_cmpfloat(mig_num(qs, "ram.remaining"), ==, 0);
+            }
+        }
+        g_test_message("round %d: %u queries", round, queries);
+        g_assert_true(gw_vm_running(t->src));
+        g_assert_true(gw_vm_running(t->dst));
+        mig_check_same_memory(t->src, t->dst, HOSTILE_RAM_MIB, &t->src_mb);
+        mig_test_free(t);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int r;
@@ -500,6 +554,7 @@ int main(int argc, char **argv)
     mig_add_test("/migration/hostile/no-ram", test_no_ram, false);
     mig_add_test("/migration/hostile/ram-not-ended", test_ram_not_ended, false);
     mig_add_test("/migration/hostile/rp-error-text", test_rp_error_text, false);
+    mig_add_test("/migration/hostile/query-while-ending", test_query_while_ending, false);
     r = g_test_run();
     mig_stream_file_free(captured);
     return r;
