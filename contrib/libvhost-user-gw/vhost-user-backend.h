@@ -17,8 +17,8 @@
  * of a callback, and a control message that changes the data path waits
  * for the callback to return. In postcopy that can be until a page fault
  * is resolved, so a front-end must serve the back-end's faults from a
- * thread that does not wait for replies on this socket (QEMU and godwit
- * do; DPDK's vhost library has the same rule).
+ * thread that does not wait for replies on this socket (QEMU does; DPDK's
+ * vhost library has the same rule).
  *
  * Errors. Fallible calls take a VubError * last (may be NULL) and return
  * false / NULL; err->msg is one sentence. Everything that arrives on the
@@ -114,7 +114,7 @@ typedef struct VubConfig {
     uint64_t features;
     bool postcopy;              /* offer PAGEFAULT (postcopy live migration) */
     bool reconnect;             /* after a disconnect, accept/connect again */
-    int connect_timeout_ms;     /* client mode: keep retrying this long; < 0 forever */
+    int connect_timeout_ms;     /* client mode: retry this long (0: one attempt; < 0: forever) */
     VubLogLevel log_level;      /* lines above this level are not produced */
     const VubOps *ops;
     void *opaque;

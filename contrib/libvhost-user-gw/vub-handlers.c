@@ -8,6 +8,7 @@
  */
 #include "vub-internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -445,6 +446,18 @@ static HandlerResult set_vring_fd(VubDev *dev, VubMsg *msg)
         }
         q->call_fd = fd;
         q->signalled_used_valid = false;
+        if (q->started && fd >= 0) {
+            /*
+             * The ring may have run (and pushed) before this fd existed, QEMU
+             * sends CALL after KICK: one interrupt now so nothing waits for
+             * one that was never sent. Drivers tolerate a spurious one.
+             */
+            uint64_t one = 1;
+            if (write(fd, &one, sizeof(one)) < 0) {
+                vub_log(dev, VUB_LOG_WARNING, "ring %u: signalling the new call eventfd"
+                        " failed: %s", q->index, strerror(errno));
+            }
+        }
         break;
     default:
         if (q->err_fd >= 0) {

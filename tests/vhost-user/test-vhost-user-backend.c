@@ -625,8 +625,9 @@ static void test_hostile_requests(void)
     fx_negotiate(f, TEST_FEATURES, PROTO_BASE);
     /* Sizes. */
     expect_rejected(f, VHOST_USER_SET_FEATURES, &v, 4, NULL, 0, "4 payload bytes instead of 8");
-    VhostUserVringState st = { 0, 8 };
-    expect_rejected(f, VHOST_USER_SET_VRING_NUM, &st, 12, NULL, 0, "instead of 8");
+    uint8_t twelve[12] = { 0, 0, 0, 0, 8 };
+    expect_rejected(f, VHOST_USER_SET_VRING_NUM, twelve, 12, NULL, 0, "instead of 8");
+    VhostUserVringState st;
     /* Unknown and unsupported requests. */
     expect_rejected(f, 99, &v, 8, NULL, 0, "unknown request 99");
     expect_rejected(f, VHOST_USER_SET_CONFIG, &v, 8, NULL, 0, "SET_CONFIG (25) is not supported");
