@@ -325,6 +325,82 @@ static void test_reflect_server(void)
     example_free(ex);
 }
 
+/* --mac-swap: the reflection comes back addressed to the sender. */
+static void test_reflect_mac_swap(void)
+{
+    Example *ex = example_start("--interval 0 --mac-swap");
+    g_autoptr(GError) err = NULL;
+    VuGuestMem *mem = vu_guest_mem_new(RAM_SIZE);
+
+    VuFe *fe = vufe_connect(ex->sock, 5000, &err);
+    g_assert_no_error(err);
+    reflect_one(fe, mem, 3);
+    const uint8_t *f = mem->base + RX_BUF + 3 * 2048u + HDR_LEN;
+    g_assert_cmpmem(f, 6, guest_mac, 6);                /* to us */
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    g_assert_cmpmem(f + 6, 6, bcast, 6);                /* from where we sent it */
+    vufe_free(fe);
+    int status;
+    g_assert_true(vu_wait_pid(ex->pid, 5000, &status));
+    vu_guest_mem_free(mem);
+    example_free(ex);
+}
+
+/* Generate mode, rate 0: exactly --count numbered frames, one per RX buffer offered. */
+static void test_generate(void)
+{
+    Example *ex = example_start("--interval 0 --mode generate --rate 0 --count 5"
+                                " --frame-size 100 --stream 9");
+    g_autoptr(GError) err = NULL;
+    VuGuestMem *mem = vu_guest_mem_new(RAM_SIZE);
+    Guest g;
+
+    VuFe *fe = vufe_connect(ex->sock, 5000, &err);
+    g_assert_no_error(err);
+    memset(mem->base, 0, mem->size);
+    guest_init(&g, mem->base);
+    negotiate(fe, (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    send_mem_table(fe, mem);
+    /* Three buffers first, then five more: five frames in all, then nothing. */
+    for (uint16_t i = 0; i < 3; i++) {
+        vu_ring_set_desc(&g.rx, i, RX_BUF + i * 2048u, 2048, VRING_DESC_F_WRITE, 0);
+        vu_ring_publish(&g.rx, i);
+    }
+    vufe_setup_ring(fe, 0, &g.rx, (uintptr_t)mem->base, 0);
+    vufe_setup_ring(fe, 1, &g.tx, (uintptr_t)mem->base, 0);
+    g_assert_true(vu_ring_wait_used(&g.rx, 3, 10000));
+    for (uint16_t i = 3; i < 8; i++) {
+        vu_ring_set_desc(&g.rx, i, RX_BUF + i * 2048u, 2048, VRING_DESC_F_WRITE, 0);
+        vu_ring_publish(&g.rx, i);
+    }
+    vu_ring_kick(&g.rx);
+    g_assert_true(vu_ring_wait_used(&g.rx, 5, 10000));
+    g_usleep(200000);
+    g_assert_cmpuint(vu_ring_used_idx(&g.rx), ==, 5);
+    for (uint16_t i = 0; i < 5; i++) {
+        VringUsedElem e = vu_ring_used_elem(&g.rx, i);
+        const uint8_t *buf = mem->base + RX_BUF + e.id * 2048u;
+        uint16_t stream = 0;
+        uint64_t seq = 0;
+        g_assert_cmpuint(e.id, ==, i);
+        g_assert_cmpuint(e.len, ==, HDR_LEN + 100);
+        g_assert_cmpuint(buf[10], ==, 1);
+        g_assert_cmpint(nf_check(buf + HDR_LEN, 100, &stream, &seq), ==, NF_OK);
+        g_assert_cmpuint(stream, ==, 9);
+        g_assert_cmpuint(seq, ==, i);
+    }
+    vufe_free(fe);
+    int status;
+    g_assert_true(vu_wait_pid(ex->pid, 5000, &status));
+    g_autofree char *out = NULL;
+    g_assert_true(g_file_get_contents(ex->out, &out, NULL, NULL));
+    g_assert_cmpint(stat_of(out, "generated"), ==, 5);
+    g_assert_cmpint(stat_of(out, "dropped"), ==, 0);
+    guest_cleanup(&g);
+    vu_guest_mem_free(mem);
+    example_free(ex);
+}
+
 static void test_reflect_client(void)
 {
     g_autofree char *dir = g_dir_make_tmp("gw-vu-XXXXXX", NULL);
@@ -780,6 +856,8 @@ int main(int argc, char **argv)
     g_test_add_func("/vhost-user/example/cmdline", test_cmdline);
     g_test_add_func("/vhost-user/example/reflect/server", test_reflect_server);
     g_test_add_func("/vhost-user/example/reflect/client", test_reflect_client);
+    g_test_add_func("/vhost-user/example/reflect/mac-swap", test_reflect_mac_swap);
+    g_test_add_func("/vhost-user/example/generate", test_generate);
     g_test_add_func("/vhost-user/example/reconnect", test_reconnect);
     g_test_add_func("/vhost-user/example/dirty-log", test_dirty_log);
     g_test_add_func("/vhost-user/example/postcopy", test_postcopy);
