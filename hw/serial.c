@@ -37,7 +37,11 @@
 #define UART_MSR_DSR   0x20
 #define UART_MSR_CTS   0x10
 
-#define SERIAL_RECORD_VERSION 1
+/*
+ * Version 2: the FIFO's byte count is a be16 (version 1 had a u8 and so
+ * held at most 255 of the 256 bytes). Version 1 records still load.
+ */
+#define SERIAL_RECORD_VERSION 2
 
 /* Migrated as-is (see serial_save); fields are bytes so layout is fixed. */
 typedef struct SerialRegs {
@@ -199,11 +203,11 @@ static void serial_chr_read(void *opaque, const uint8_t *buf, size_t len)
 static bool serial_save(void *opaque, GByteArray *out, GError **errp)
 {
     SerialState *s = opaque;
-    uint8_t n = (uint8_t)MIN(s->rx_count, 255u);
+    uint16_t n = GUINT16_TO_BE((uint16_t)s->rx_count);
 
     g_byte_array_append(out, (const guint8 *)&s->r, sizeof(s->r));
-    g_byte_array_append(out, &n, 1);
-    for (uint32_t i = 0; i < n; i++) {
+    g_byte_array_append(out, (const guint8 *)&n, sizeof(n));
+    for (uint32_t i = 0; i < s->rx_count; i++) {
         g_byte_array_append(out, &s->rx[(s->rx_head + i) % UART_RX_FIFO], 1);
     }
     return true;
@@ -214,19 +218,28 @@ static bool serial_load(void *opaque, const uint8_t *buf, size_t len, uint32_t v
 {
     SerialState *s = opaque;
 
-    if (version != SERIAL_RECORD_VERSION) {
-        error_setg(errp, "serial state version %u is not supported (expected %d)",
+    size_t count_len = version == 1 ? 1 : 2;
+    size_t count;
+
+    if (version < 1 || version > SERIAL_RECORD_VERSION) {
+        error_setg(errp, "serial state version %u is not supported (expected 1 to %d)",
                    version, SERIAL_RECORD_VERSION);
         return false;
     }
-    if (len < sizeof(s->r) + 1 || len != sizeof(s->r) + 1 + buf[sizeof(s->r)]) {
+    if (len < sizeof(s->r) + count_len) {
         error_setg(errp, "serial state has a bad length %zu", len);
+        return false;
+    }
+    count = version == 1 ? buf[sizeof(s->r)] :
+            (size_t)(buf[sizeof(s->r)] << 8 | buf[sizeof(s->r) + 1]);
+    if (count > UART_RX_FIFO || len != sizeof(s->r) + count_len + count) {
+        error_setg(errp, "serial state has a bad length %zu for %zu FIFO bytes", len, count);
         return false;
     }
     memcpy(&s->r, buf, sizeof(s->r));
     s->rx_head = 0;
-    s->rx_count = buf[sizeof(s->r)];
-    memcpy(s->rx, buf + sizeof(s->r) + 1, s->rx_count);
+    s->rx_count = (uint32_t)count;
+    memcpy(s->rx, buf + sizeof(s->r) + count_len, count);
     return true;
 }
 
