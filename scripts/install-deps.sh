@@ -4,8 +4,10 @@
 # Idempotent; skips apt when everything is already there.
 set -e
 # dpdk-dev: dpdk-testpmd, the vhost-user back-end of the guest-OS network tests.
+# clang, libclang-rt-14-dev: the libFuzzer targets (-Dfuzzing=true, tests/fuzz;
+# libFuzzer's runtime for -fsanitize=fuzzer is in libclang-rt-14-dev).
 PKGS="meson ninja-build gcc binutils pkg-config python3 libglib2.0-dev libjson-glib-dev \
-      qemu-system-x86 socat iproute2 util-linux dpdk-dev"
+      qemu-system-x86 socat iproute2 util-linux dpdk-dev clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
