@@ -92,7 +92,9 @@ typedef struct GwosNetResults {
     uint64_t rtt_hist[GWOS_NET_RTT_BUCKETS];  /* 0xe0 by round trip: [0] < 2 us,
                                * [i] in [2^i, 2^(i+1)) us, [15] >= 32768 us */
     uint64_t probes;          /* 0x160 frames sent beyond a full window (see net.c) */
-    uint64_t reserved[19];    /* 0x168 */
+    uint64_t skipped;         /* 0x168 frames the rate's schedule gave up (stalls, full window) */
+    uint64_t start_ns;        /* 0x170 guest clock when the loop started */
+    uint64_t reserved[17];    /* 0x178 */
 } GwosNetResults;
 
 /* One vCPU's figures; 128 bytes. Times are guest clock nanoseconds. */

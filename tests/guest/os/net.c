@@ -16,6 +16,9 @@
 #define NET_PROBE_NS     20000000ull        /* window full, nothing back: one frame per 20 ms */
 #define NET_CATCHUP_NS   100000000ull       /* behind schedule by more: no catch-up burst */
 #define NET_DRAIN_NS     200000000ull       /* exit: wait this long for frames in flight */
+#define NET_STOP_WAIT_NS 10000000000ull     /* exit: the BSP waits this long for the summary */
+#define NET_LOST_AGE_NS  2000000000ull      /* not back after this long: lost */
+#define NET_MARKS        4                  /* heartbeats remembered for that */
 #define NET_MAX_REPORTS  16
 
 typedef struct NetLoop {
@@ -28,7 +31,9 @@ typedef struct NetLoop {
     uint64_t next_tx_ns;
     uint64_t last_progress_ns;      /* last new frame back, or last probe */
     uint64_t next_hb_ns;
-    uint64_t expire_mark;           /* next seq at the previous heartbeat */
+    uint64_t mark_seq[NET_MARKS];   /* next seq at each of the last heartbeats */
+    uint64_t mark_ns[NET_MARKS];    /* and when */
+    uint32_t mark_n;
     uint64_t rtt_hb_sum, rtt_hb_n;  /* this heartbeat interval */
     uint64_t reported;              /* CORRUPT lines printed */
     uint64_t bad_used;              /* used entries with an impossible id */
@@ -59,6 +64,7 @@ static void start(Cpu *c, uint64_t now)
     nl.next_tx_ns = now;
     nl.last_progress_ns = now;
     nl.started = true;
+    results->net.start_ns = now;
 }
 
 static const char *const nf_errors[] = {
@@ -211,6 +217,16 @@ static uint32_t transmit(uint64_t now)
     VQueue *q = &vnet_q[VNET_TXQ];
     uint32_t n = 0;
 
+    /*
+     * Far behind the schedule (a stall, or a window full for long): give
+     * those frames up, counted, rather than send them in one burst. So
+     * tx + skipped follows the rate to within NET_CATCHUP_NS.
+     */
+    if (nl.interval_ns && nl.next_tx_ns + NET_CATCHUP_NS < now) {
+        uint64_t behind = (now - nl.next_tx_ns) / nl.interval_ns;
+        results->net.skipped += behind;
+        nl.next_tx_ns += behind * nl.interval_ns;
+    }
     while (n < NET_BURST && vnet.tx_nfree) {
         if (nl.interval_ns && now < nl.next_tx_ns) {
             break;
@@ -244,12 +260,7 @@ static uint32_t transmit(uint64_t now)
         q->desc[id].len = VNET_HDR_LEN + len;
         q->avail.ring[vnet.avail_idx[VNET_TXQ]++ % vnet.qsize] = id;
         n++;
-        if (nl.interval_ns) {
-            nl.next_tx_ns += nl.interval_ns;
-            if (nl.next_tx_ns + NET_CATCHUP_NS < now) {
-                nl.next_tx_ns = now;
-            }
-        }
+        nl.next_tx_ns += nl.interval_ns;
         if (probe) {
             break;
         }
@@ -267,9 +278,19 @@ static void heartbeat(Cpu *c, uint64_t now)
     GwosNetResults *r = &results->net;
     char line[320];
 
-    /* Frames sent before the previous heartbeat that are still out: lost. */
-    net_seq_expire(&nl.seq, nl.expire_mark);
-    nl.expire_mark = nl.seq.next;
+    /*
+     * Frames still out NET_LOST_AGE_NS after they were sent: lost. Ages
+     * come from the marks the heartbeats leave (a late heartbeat does not
+     * shorten them), so to within a heartbeat interval.
+     */
+    for (uint32_t i = nl.mark_n > NET_MARKS ? nl.mark_n - NET_MARKS : 0; i < nl.mark_n; i++) {
+        if (nl.mark_ns[i % NET_MARKS] + NET_LOST_AGE_NS <= now) {
+            net_seq_expire(&nl.seq, nl.mark_seq[i % NET_MARKS]);
+        }
+    }
+    nl.mark_seq[nl.mark_n % NET_MARKS] = nl.seq.next;
+    nl.mark_ns[nl.mark_n % NET_MARKS] = now;
+    nl.mark_n++;
     /* A gap still open counts too, or a dead link would look quiet. */
     if (r->last_rx_ns && now - r->last_rx_ns > r->gap_hb_ns) {
         r->gap_hb_ns = now - r->last_rx_ns;
@@ -279,12 +300,13 @@ static void heartbeat(Cpu *c, uint64_t now)
     ksnprintf(line, sizeof(line),
               "net t=%lu.%03lu tx=%lu rx=%lu lost=%lu dup=%lu reorder=%lu corrupt=%lu "
               "foreign=%lu maxgap_us=%lu gap_us=%lu irqs=%lu late=%lu inflight=%lu "
-              "rtt_us=%lu rtt_max_us=%lu\n",
+              "rtt_us=%lu rtt_max_us=%lu skipped=%lu\n",
               now / NSEC_PER_SEC, now % NSEC_PER_SEC / 1000000, r->tx, r->rx, r->lost,
               r->dup, r->reorder, r->corrupt, r->foreign, r->maxgap_ns / 1000,
               r->gap_hb_ns / 1000, READ_ONCE(r->irqs), r->late,
               net_seq_outstanding(&nl.seq),
-              nl.rtt_hb_n ? nl.rtt_hb_sum / nl.rtt_hb_n / 1000 : 0, r->rtt_max_ns / 1000);
+              nl.rtt_hb_n ? nl.rtt_hb_sum / nl.rtt_hb_n / 1000 : 0, r->rtt_max_ns / 1000,
+              r->skipped);
     uconsole_write(c, line, strlen(line));
     r->gap_hb_ns = 0;
     r->last_hb_ns = now;
@@ -364,9 +386,17 @@ void net_stop(Cpu *c)
         net_finish(c);
         return;
     }
+    /*
+     * Bounded, in case that vCPU is wedged, but generously: on a loaded
+     * host its thread may wait seconds for a CPU while this clock runs.
+     */
     WRITE_ONCE(nl.stop_req, 1);
-    uint64_t until = clock_ns(c) + 2 * NET_DRAIN_NS + NSEC_PER_SEC;
+    uint64_t until = clock_ns(c) + NET_STOP_WAIT_NS;
     for (uint64_t t = clock_ns(c); t < until && !READ_ONCE(nl.stopped); t = clock_ns(c)) {
         uconsole_poll(c, t);
+    }
+    if (!READ_ONCE(nl.stopped)) {
+        uprintf(c, "gwos: warning: the net vCPU did not stop within %lu s\n",
+                (uint64_t)(NET_STOP_WAIT_NS / NSEC_PER_SEC));
     }
 }

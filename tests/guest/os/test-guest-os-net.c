@@ -28,7 +28,7 @@
 typedef struct NetHb {
     double t;
     guint64 tx, rx, lost, dup, reorder, corrupt, foreign, maxgap_us, gap_us, irqs, late,
-            inflight, rtt_us, rtt_max_us;
+            inflight, rtt_us, rtt_max_us, skipped;
 } NetHb;
 
 /* ---------------------------------------------------------------------- */
@@ -137,10 +137,10 @@ static GArray *parse_net(const char *log)
                    " lost=%" SCNu64 " dup=%" SCNu64 " reorder=%" SCNu64 " corrupt=%" SCNu64
                    " foreign=%" SCNu64 " maxgap_us=%" SCNu64 " gap_us=%" SCNu64
                    " irqs=%" SCNu64 " late=%" SCNu64 " inflight=%" SCNu64
-                   " rtt_us=%" SCNu64 " rtt_max_us=%" SCNu64,
+                   " rtt_us=%" SCNu64 " rtt_max_us=%" SCNu64 " skipped=%" SCNu64,
                    &sec, &ms, &h.tx, &h.rx, &h.lost, &h.dup, &h.reorder, &h.corrupt,
                    &h.foreign, &h.maxgap_us, &h.gap_us, &h.irqs, &h.late, &h.inflight,
-                   &h.rtt_us, &h.rtt_max_us) != 16) {
+                   &h.rtt_us, &h.rtt_max_us, &h.skipped) != 17) {
             g_test_message("malformed net line: %s", lines[i]);
             g_test_fail();
             continue;
@@ -149,6 +149,18 @@ static GArray *parse_net(const char *log)
         g_array_append_val(a, h);
     }
     return a;
+}
+
+/* The guest's net lines, into the test log: what a failure is read from. */
+static void log_net_lines(const char *log)
+{
+    g_auto(GStrv) lines = g_strsplit(log, "\n", -1);
+
+    for (int i = 0; lines[i]; i++) {
+        if (g_str_has_prefix(lines[i], "net ") || g_str_has_prefix(lines[i], "CORRUPT net")) {
+            g_test_message("%s", lines[i]);
+        }
+    }
 }
 
 /* Wait for @n net heartbeats, the last with tx >= @min_tx; returns the log. */
@@ -163,7 +175,11 @@ static char *wait_net(GwVM *vm, guint n, guint64 min_tx, int timeout_ms)
             return log;
         }
         if (g_get_monotonic_time() > end || !gw_vm_running(vm)) {
-            g_test_message("serial log:\n%s", log);
+            g_autofree char *err = gw_vm_stderr(vm);
+            int status;
+            g_autofree char *how = gw_vm_wait_exit(vm, 0, &status) ?
+                                   gw_describe_status(status) : g_strdup("running");
+            g_test_message("serial log:\n%s\nstderr:\n%s\nVM: %s", log, err, how);
             g_free(log);
             g_error("timed out waiting for %u net heartbeats (tx >= %" PRIu64 ")", n,
                     min_tx);
@@ -196,6 +212,38 @@ static void check_boot_lines(const char *log)
     g_assert_nonnull(strstr(log, "gwos: net: intx pin 1 line "));
     g_assert_nonnull(strstr(log, "(level, active high) vector 0x33\n"));
     g_assert_nonnull(strstr(log, cfg));
+}
+
+/*
+ * The rate over the heartbeats after the first (start-up) and over the
+ * whole run: tx + skipped follows NET_RATE per guest second, to within what
+ * the guest may be behind before it gives frames up (100 ms) plus a burst,
+ * at either end; skipped is what host stalls cost. And frames must flow:
+ * at least half the rate goes out and comes back. Returns the rx rate.
+ */
+static double check_rate(GArray *a, const GwosResults *r, const char *what)
+{
+    const GwosNetResults *n = &r->net;
+    NetHb *f = &g_array_index(a, NetHb, 1), *l = &g_array_index(a, NetHb, a->len - 1);
+    double dt = l->t - f->t;
+    double sched = (double)(l->tx + l->skipped - f->tx - f->skipped) / dt;
+    double tx_rate = (double)(l->tx - f->tx) / dt, rx_rate = (double)(l->rx - f->rx) / dt;
+    double slack = 2.0 * (NET_RATE / 10 + NET_WIN + 1);
+    double run_s = (double)(r->cpu[n->cpu].now_ns - n->start_ns) / 1e9;
+    double due = run_s * NET_RATE + 1;
+
+    g_test_message("%s: %.1f s, tx %.0f/s rx %.0f/s (schedule %.0f/s, %" PRIu64 " skipped), "
+                   "irqs %.0f/s, rtt avg %" PRIu64 " us max %" PRIu64 " us, max gap %" PRIu64
+                   " us", what, dt, tx_rate, rx_rate, sched, n->skipped,
+                   (double)(l->irqs - f->irqs) / dt, n->rx ? n->rtt_sum_ns / n->rx / 1000 : 0,
+                   n->rtt_max_ns / 1000, n->maxgap_ns / 1000);
+    g_assert_cmpfloat(dt, >=, 3.5);
+    g_assert_cmpfloat(ABS(sched - NET_RATE) * dt, <=, slack);
+    g_assert_cmpfloat((double)(n->tx + n->skipped), <=, due + 1);
+    g_assert_cmpfloat((double)(n->tx + n->skipped), >=, due - slack / 2 - 1);
+    g_assert_cmpfloat(tx_rate, >, NET_RATE * 0.5);
+    g_assert_cmpfloat(rx_rate, >, NET_RATE * 0.5);
+    return rx_rate;
 }
 
 static GwosResults *read_results(GwVM *vm)
@@ -254,6 +302,7 @@ static void run_udp_loopback(bool kvm)
 
     check_clean(all);
     check_boot_lines(all);
+    log_net_lines(log);
     g_autoptr(GArray) a = parse_net(log);
     for (guint i = 0; i < a->len; i++) {
         NetHb *h = &g_array_index(a, NetHb, i);
@@ -267,29 +316,18 @@ static void run_udp_loopback(bool kvm)
         g_assert_cmpuint(h->inflight, <=, 2 * NET_WIN);     /* window + probes */
         g_assert_cmpuint(h->rx + h->inflight, ==, h->tx);
         if (i) {
-            double step = h->t - g_array_index(a, NetHb, i - 1).t;
-            g_assert_cmpfloat(step, >, 0.9);
-            g_assert_cmpfloat(step, <, 1.5);
+            /*
+             * One line per whole guest second, printed at the first poll
+             * after it: a stall on a loaded host delays one, never doubles
+             * it.
+             */
+            guint64 s0 = (guint64)g_array_index(a, NetHb, i - 1).t, s1 = (guint64)h->t;
+            g_assert_cmpuint(s1, >=, s0 + 1);
+            g_assert_cmpuint(s1, <=, s0 + 2);
         }
     }
-    /* Rates over all but the first interval (start-up). */
+    check_rate(a, r, kvm ? "kvm" : "tcg");
     NetHb *f = &g_array_index(a, NetHb, 1), *l = &g_array_index(a, NetHb, a->len - 1);
-    double dt = l->t - f->t;
-    double tx_rate = (double)(l->tx - f->tx) / dt, rx_rate = (double)(l->rx - f->rx) / dt;
-    g_test_message("%s: %.1f s, tx %.0f/s rx %.0f/s, irqs %.0f/s, rtt avg %" PRIu64
-                   " us max %" PRIu64 " us, max gap %" PRIu64 " us", kvm ? "kvm" : "tcg", dt,
-                   tx_rate, rx_rate, (double)(l->irqs - f->irqs) / dt,
-                   r->net.rx ? r->net.rtt_sum_ns / r->net.rx / 1000 : 0,
-                   l->rtt_max_us, l->maxgap_us);
-    g_assert_cmpfloat(dt, >=, 4.5);
-    /*
-     * Sent on a schedule of exactly NET_RATE per guest second; only a stall
-     * of over 100 ms (host scheduling) drops frames from the schedule.
-     */
-    g_assert_cmpfloat(tx_rate, >, NET_RATE * 0.75);
-    g_assert_cmpfloat(tx_rate, <, NET_RATE * 1.02);
-    g_assert_cmpfloat(rx_rate, >, NET_RATE * 0.75);
-    g_assert_cmpfloat(rx_rate, <, NET_RATE * 1.02);
     g_assert_cmpuint(l->irqs, >, f->irqs);
 
     g_assert_cmpuint(r->state, ==, GWOS_STATE_RUNNING);
@@ -557,7 +595,13 @@ static void test_faults(void)
     int status;
     g_assert_true(gw_vm_wait_exit(vm, 60000, &status));
     g_autofree char *all = gw_serial_read_all(vm);
-    g_assert_nonnull(strstr(all, "lost=2 dup=1 reorder=1 corrupt=1 foreign=1 late=0 "));
+    const char *done = strstr(all, "net done ");
+    if (!done) {
+        g_test_message("serial log (end):\n%s", all + (strlen(all) > 3000 ? strlen(all) - 3000 : 0));
+    }
+    g_assert_nonnull(done);
+    g_test_message("%.*s", (int)strcspn(done, "\n"), done);
+    g_assert_nonnull(strstr(done, "lost=2 dup=1 reorder=1 corrupt=1 foreign=1 late=0 "));
     g_assert_nonnull(strstr(all, " net_corrupt=1 net_lost=2\n"));
     g_assert_true(WIFEXITED(status));
     g_assert_cmpint(WEXITSTATUS(status), ==, 3);
@@ -588,6 +632,9 @@ static void test_exit(void)
     g_autofree char *log = gw_serial_read_all(vm);
     check_clean(log);
     const char *done = strstr(log, "net done ");
+    if (!done) {
+        g_test_message("serial log (end):\n%s", log + (strlen(log) > 3000 ? strlen(log) - 3000 : 0));
+    }
     g_assert_nonnull(done);
     guint64 tx, rx;
     g_assert_cmpint(sscanf(done, "net done tx=%" SCNu64 " rx=%" SCNu64, &tx, &rx), ==, 2);
@@ -734,15 +781,14 @@ static void test_testpmd(void)
 
     check_clean(all);
     check_boot_lines(all);
+    log_net_lines(log);
     g_autoptr(GArray) a = parse_net(log);
     for (guint i = 0; i < a->len; i++) {
         NetHb *h = &g_array_index(a, NetHb, i);
         g_assert_cmpuint(h->lost + h->dup + h->reorder + h->corrupt + h->foreign + h->late,
                          ==, 0);
     }
-    NetHb *f = &g_array_index(a, NetHb, 1), *l = &g_array_index(a, NetHb, a->len - 1);
-    double dt = l->t - f->t;
-    double rx_rate = (double)(l->rx - f->rx) / dt;
+    double rx_rate = check_rate(a, r, "testpmd");
     const GwosNetResults *n = &r->net;
     guint64 tp_rx = testpmd_last(tplog, "RX-packets: ");
     guint64 tp_tx = testpmd_last(tplog, "TX-packets: ");
@@ -753,9 +799,6 @@ static void test_testpmd(void)
                    PRIu64 ")", tp_rx, tp_tx, tp_drop, n->tx, n->rx, rx_rate,
                    n->rx ? n->rtt_sum_ns / n->rx / 1000 : 0, n->rtt_max_ns / 1000,
                    n->maxgap_ns / 1000, n->irqs, n->irqs_idle);
-    g_assert_cmpfloat(dt, >=, 3.5);
-    g_assert_cmpfloat(rx_rate, >, NET_RATE * 0.75);
-    g_assert_cmpfloat(rx_rate, <, NET_RATE * 1.02);
     check_net_config(n);
     g_assert_cmpuint(n->state, ==, GWOS_NET_RUNNING);
     g_assert_cmpuint(n->lost + n->dup + n->reorder + n->late + n->corrupt + n->foreign, ==, 0);
@@ -766,7 +809,7 @@ static void test_testpmd(void)
     g_assert_cmpuint(n->rx, <=, tp_tx);
     g_assert_cmpuint(tp_rx, <=, n->tx);
     g_assert_cmpuint(n->tx - n->rx, <=, NET_WIN + n->probes);
-    g_assert_cmpuint(n->rx, >, 3 * NET_RATE);
+    g_assert_cmpuint(n->rx, >=, NET_RATE);
     gw_vm_free(vm);
 }
 
