@@ -92,17 +92,6 @@ params: state
 help: let a migration paused in state (e.g. pre-switchover) go on
 handler: hmp_migrate_continue
 ---
-command: migrate_recover
-args: uri:s
-params: uri
-help: recover a paused postcopy migration, listening on uri (destination)
-handler: hmp_migrate_recover
----
-command: migrate_pause
-params:
-help: pause a postcopy migration (break its channel)
-handler: hmp_migrate_pause
----
 command: migrate_set_capability
 args: capability:s,state:b
 params: capability state

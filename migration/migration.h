@@ -28,6 +28,12 @@ typedef struct MigrationParams {
     uint64_t xbzrle_cache_size;
     uint8_t multifd_channels;
     uint32_t x_postcopy_after_passes;
+    /* QEMU 7.2's other parameters: stored and reported, unused. */
+    uint8_t compress_level, compress_threads, decompress_threads;
+    bool compress_wait_thread;
+    uint32_t x_checkpoint_delay;
+    int multifd_compression;          /* MultiFDCompression */
+    uint8_t multifd_zlib_level, multifd_zstd_level;
 } MigrationParams;
 
 /* Main thread writes (BQL); the migration thread reads with the BQL or atomically. */

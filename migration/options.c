@@ -38,6 +38,14 @@ MigrationParams migrate_params = {
     .xbzrle_cache_size = 64 << 20,
     .multifd_channels = 2,
     .x_postcopy_after_passes = 0,
+    .compress_level = 1,
+    .compress_threads = 8,
+    .compress_wait_thread = true,
+    .decompress_threads = 2,
+    .x_checkpoint_delay = 20000,
+    .multifd_compression = MULTI_FD_COMPRESSION_NONE,
+    .multifd_zlib_level = 1,
+    .multifd_zstd_level = 1,
 };
 
 void migration_announce_params(MigrationAnnounceParams *p)
@@ -115,6 +123,23 @@ JsonNode *qmp_query_migrate_capabilities(JsonObject *args, GError **errp)
     return n;
 }
 
+/*
+ * The TLS parameters: godwit has no TLS, so only "" or null (which mean
+ * "no TLS" in QEMU too) is accepted; anything else would let a management
+ * tool believe the migration is encrypted.
+ */
+static bool check_tls(JsonObject *args, const char *name, GError **errp)
+{
+    JsonNode *v = json_object_get_member(args, name);
+
+    if (!v || JSON_NODE_HOLDS_NULL(v) || !*json_node_get_string(v)) {
+        return true;
+    }
+    error_setg(errp, "Parameter '%s': TLS is not supported by godwit (only an empty value "
+               "is accepted)", name);
+    return false;
+}
+
 static bool check_range(JsonObject *args, const char *name, const char *uname,
                         uint64_t lo, uint64_t hi, const char *unit, GError **errp)
 {
@@ -156,7 +181,19 @@ JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
         !check_range(args, "announce-step", "announce_step", 1, 10000, " ms", errp) ||
         !check_range(args, "multifd-channels", "multifd_channels", 1, 255, "", errp) ||
         !check_range(args, "x-postcopy-after-passes", "x_postcopy_after_passes", 0, 1000000, "",
-                     errp)) {
+                     errp) ||
+        !check_range(args, "compress-level", "compress_level", 0, 9, "", errp) ||
+        !check_range(args, "compress-threads", "compress_threads", 1, 255, "", errp) ||
+        !check_range(args, "decompress-threads", "decompress_threads", 1, 255, "", errp) ||
+        !check_range(args, "multifd-zlib-level", "multifd_zlib_level", 0, 9, "", errp) ||
+        !check_range(args, "multifd-zstd-level", "multifd_zstd_level", 0, 20, "", errp) ||
+        !check_tls(args, "tls-creds", errp) || !check_tls(args, "tls-hostname", errp) ||
+        !check_tls(args, "tls-authz", errp)) {
+        return NULL;
+    }
+    if (json_object_has_member(args, "block-incremental") &&
+        json_object_get_boolean_member(args, "block-incremental")) {
+        error_setg(errp, "Block migration is not supported by godwit");
         return NULL;
     }
 #define GET(member, field) \
@@ -177,7 +214,21 @@ JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
     GET("xbzrle-cache-size", xbzrle_cache_size);
     GET("multifd-channels", multifd_channels);
     GET("x-postcopy-after-passes", x_postcopy_after_passes);
+    GET("compress-level", compress_level);
+    GET("compress-threads", compress_threads);
+    GET("decompress-threads", decompress_threads);
+    GET("x-checkpoint-delay", x_checkpoint_delay);
+    GET("multifd-zlib-level", multifd_zlib_level);
+    GET("multifd-zstd-level", multifd_zstd_level);
 #undef GET
+    if (json_object_has_member(args, "compress-wait-thread")) {
+        p.compress_wait_thread = json_object_get_boolean_member(args, "compress-wait-thread");
+    }
+    if (json_object_has_member(args, "multifd-compression")) {
+        /* The dispatcher checked the enum value. */
+        p.multifd_compression = MultiFDCompression_parse(
+            json_object_get_string_member(args, "multifd-compression"));
+    }
     if (json_object_has_member(args, "cpu-throttle-tailslow")) {
         p.cpu_throttle_tailslow = json_object_get_boolean_member(args, "cpu-throttle-tailslow");
     }
@@ -210,5 +261,22 @@ JsonNode *qmp_query_migrate_parameters(JsonObject *args, GError **errp)
     json_object_set_int_member(o, "xbzrle-cache-size", (gint64)p->xbzrle_cache_size);
     json_object_set_int_member(o, "multifd-channels", p->multifd_channels);
     json_object_set_int_member(o, "x-postcopy-after-passes", p->x_postcopy_after_passes);
+    json_object_set_int_member(o, "compress-level", p->compress_level);
+    json_object_set_int_member(o, "compress-threads", p->compress_threads);
+    json_object_set_boolean_member(o, "compress-wait-thread", p->compress_wait_thread);
+    json_object_set_int_member(o, "decompress-threads", p->decompress_threads);
+    /*
+     * Always "": libvirt takes the member's presence to mean TLS can be
+     * configured, and setting a credential is refused with a clear error.
+     */
+    json_object_set_string_member(o, "tls-creds", "");
+    json_object_set_string_member(o, "tls-hostname", "");
+    json_object_set_string_member(o, "tls-authz", "");
+    json_object_set_int_member(o, "x-checkpoint-delay", p->x_checkpoint_delay);
+    json_object_set_boolean_member(o, "block-incremental", false);
+    json_object_set_string_member(o, "multifd-compression",
+                                  MultiFDCompression_str(p->multifd_compression));
+    json_object_set_int_member(o, "multifd-zlib-level", p->multifd_zlib_level);
+    json_object_set_int_member(o, "multifd-zstd-level", p->multifd_zstd_level);
     return qmp_node_object(o);
 }

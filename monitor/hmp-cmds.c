@@ -439,16 +439,6 @@ void hmp_migrate_incoming(Monitor *mon, JsonObject *args)
     hmp_simple(mon, "migrate-incoming", args);
 }
 
-void hmp_migrate_recover(Monitor *mon, JsonObject *args)
-{
-    hmp_simple(mon, "migrate-recover", args);
-}
-
-void hmp_migrate_pause(Monitor *mon, JsonObject *args)
-{
-    hmp_simple(mon, "migrate-pause", NULL);
-}
-
 void hmp_migrate_cancel(Monitor *mon, JsonObject *args)
 {
     hmp_simple(mon, "migrate_cancel", NULL);

@@ -263,6 +263,83 @@ static void test_postcopy_bandwidth_top(void)
     mig_run(&cfg, NULL);
 }
 
+/* ---------------------------------------------------------------------- */
+/* The QMP and HMP shape of migration parameters */
+
+/*
+ * Through the real monitor (schema checks included): every member QEMU 7.2
+ * returns is there with its default, "no TLS" is accepted in both of QEMU's
+ * spellings and a credential is refused, HMP shows the new members, and the
+ * postcopy-recovery commands that do not exist are not offered.
+ */
+static void test_parameters_shape(void)
+{
+    static const char *const qemu72[] = {
+        "announce-initial", "announce-max", "announce-rounds", "announce-step",
+        "block-incremental", "compress-level", "compress-threads", "compress-wait-thread",
+        "cpu-throttle-increment", "cpu-throttle-initial", "cpu-throttle-tailslow",
+        "decompress-threads", "downtime-limit", "max-bandwidth", "max-cpu-throttle",
+        "max-postcopy-bandwidth", "multifd-channels", "multifd-compression",
+        "multifd-zlib-level", "multifd-zstd-level", "throttle-trigger-threshold",
+        "tls-authz", "tls-creds", "tls-hostname", "x-checkpoint-delay", "xbzrle-cache-size",
+    };
+    const char *idle = gw_require_guest("GW_IDLE_GUEST");
+    g_autoptr(JsonNode) p = NULL;
+    g_autofree char *info = NULL;
+    g_autofree char *help = NULL;
+    g_autofree char *out = NULL;
+    JsonObject *o;
+    GwVM *vm;
+
+    if (!idle || !gw_require_kvm()) {
+        return;
+    }
+    vm = gw_vm_startf("-m 32M -kernel '%s'", idle);
+    p = gw_qmp_assert_success(vm, "{'execute': 'query-migrate-parameters'}");
+    o = json_node_get_object(p);
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu72); i++) {
+        if (!json_object_has_member(o, qemu72[i])) {
+            g_error("query-migrate-parameters lacks '%s'", qemu72[i]);
+        }
+    }
+    /* QEMU's members and godwit's x-postcopy-after-passes, nothing else. */
+    g_assert_cmpuint(json_object_get_size(o), ==, G_N_ELEMENTS(qemu72) + 1);
+    g_assert_cmpstr(json_object_get_string_member(o, "tls-creds"), ==, "");
+    g_assert_cmpstr(json_object_get_string_member(o, "multifd-compression"), ==, "none");
+    g_assert_cmpint(json_object_get_int_member(o, "x-checkpoint-delay"), ==, 20000);
+    g_assert_false(json_object_get_boolean_member(o, "block-incremental"));
+
+    json_node_unref(gw_qmp_assert_success(vm, "{'execute': 'migrate-set-parameters', "
+        "'arguments': {'tls-creds': '', 'tls-hostname': null, 'multifd-compression': 'zlib', "
+        "'compress-threads': 4}}"));
+    gw_qmp_expect_error(vm, "GenericError", "TLS is not supported by godwit",
+                        "{'execute': 'migrate-set-parameters', "
+                        "'arguments': {'tls-creds': 'tls0'}}");
+    gw_qmp_expect_error(vm, "GenericError", "Block migration is not supported by godwit",
+                        "{'execute': 'migrate-set-parameters', "
+                        "'arguments': {'block-incremental': true}}");
+    gw_qmp_expect_error(vm, "GenericError", "multifd-compression",
+                        "{'execute': 'migrate-set-parameters', "
+                        "'arguments': {'multifd-compression': 'lz4'}}");
+
+    info = gw_hmp(vm, "info migrate_parameters");
+    g_test_message("%s", info);
+    g_assert_nonnull(strstr(info, "tls-creds: ''\r\n"));
+    g_assert_nonnull(strstr(info, "multifd-compression: zlib\r\n"));
+    g_assert_nonnull(strstr(info, "compress-threads: 4\r\n"));
+    out = gw_hmp(vm, "migrate_set_parameter tls-creds tls0");
+    g_assert_nonnull(strstr(out, "TLS is not supported by godwit"));
+
+    /* Postcopy recovery is planned, not there: HMP neither lists nor takes it. */
+    help = gw_hmp(vm, "help");
+    g_assert_null(strstr(help, "migrate_recover"));
+    g_assert_null(strstr(help, "migrate_pause"));
+    g_free(out);
+    out = gw_hmp(vm, "migrate_recover tcp:127.0.0.1:4444");
+    g_assert_cmpstr(out, ==, "unknown command: 'migrate_recover'\r\n");
+    gw_vm_free(vm);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -271,5 +348,6 @@ int main(int argc, char **argv)
     mig_add_test("/migration/postcopy/file-reused", test_postcopy_file_reused, false);
     mig_add_test("/migration/precopy/bandwidth-top", test_precopy_bandwidth_top, false);
     mig_add_test("/migration/postcopy/bandwidth-top", test_postcopy_bandwidth_top, false);
+    mig_add_test("/migration/qmp/parameters", test_parameters_shape, false);
     return g_test_run();
 }

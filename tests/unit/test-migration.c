@@ -409,10 +409,120 @@ static void test_query_while_ending(void)
     SUBPROCESS(query_while_ending_body());
 }
 
+/* ---------------------------------------------------------------------- */
+/* QMP shape */
+
+static void qmp_err(JsonNode *(*fn)(JsonObject *, GError **), const char *json, const char *msg)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonObject) a = json_args(json);
+    JsonNode *r = fn(a, &err);
+
+    g_assert_null(r);
+    g_assert_nonnull(err);
+    g_assert_cmpstr(err->message, ==, msg);
+}
+
+static JsonObject *query_params(void)
+{
+    g_autoptr(GError) err = NULL;
+    JsonNode *n = qmp_query_migrate_parameters(NULL, &err);
+    JsonObject *o = json_object_ref(json_node_get_object(n));
+
+    g_assert_no_error(err);
+    json_node_unref(n);
+    return o;
+}
+
+/*
+ * query-migrate-parameters returns what QEMU 7.2 returns (libvirt looks
+ * for tls-creds to learn whether TLS exists), with QEMU's defaults, plus
+ * godwit's own; the compatibility members are accepted within QEMU's
+ * ranges, and what godwit cannot do (TLS, block migration) is refused
+ * rather than stored.
+ */
+static void parameters_body(void)
+{
+    /* QEMU 7.2's query-migrate-parameters of a fresh VM, godwit's max-bandwidth. */
+    static const char want[] =
+        "{\"announce-initial\":50,\"announce-max\":550,\"announce-rounds\":5,"
+        "\"announce-step\":100,\"block-incremental\":false,\"compress-level\":1,"
+        "\"compress-threads\":8,\"compress-wait-thread\":true,\"cpu-throttle-increment\":10,"
+        "\"cpu-throttle-initial\":20,\"cpu-throttle-tailslow\":false,"
+        "\"decompress-threads\":2,\"downtime-limit\":300,\"max-bandwidth\":0,"
+        "\"max-cpu-throttle\":99,\"max-postcopy-bandwidth\":0,\"multifd-channels\":2,"
+        "\"multifd-compression\":\"none\",\"multifd-zlib-level\":1,"
+        "\"multifd-zstd-level\":1,\"throttle-trigger-threshold\":50,\"tls-authz\":\"\","
+        "\"tls-creds\":\"\",\"tls-hostname\":\"\",\"x-checkpoint-delay\":20000,"
+        "\"x-postcopy-after-passes\":0,\"xbzrle-cache-size\":67108864}";
+    g_autoptr(JsonObject) q = NULL;
+
+    harness_init(MIB, GW_PAGE_SIZE, 1);
+    q = query_params();
+    {
+        /* Members sorted, so the comparison is of the whole shape. */
+        GList *names = g_list_sort(json_object_get_members(q), (GCompareFunc)strcmp);
+        g_autoptr(JsonObject) sorted = json_object_new();
+        for (GList *l = names; l; l = l->next) {
+            json_object_set_member(sorted, l->data,
+                                   json_node_copy(json_object_get_member(q, l->data)));
+        }
+        g_list_free(names);
+        g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), sorted);
+        g_autofree char *got = json_to_string(n, false);
+        g_assert_cmpstr(got, ==, want);
+    }
+
+    /* "No TLS" in both of QEMU's spellings is fine; a credential is not. */
+    qmp_ok(qmp_migrate_set_parameters, "{\"tls-creds\": \"\", \"tls-hostname\": null, "
+           "\"tls-authz\": \"\", \"block-incremental\": false}");
+    qmp_err(qmp_migrate_set_parameters, "{\"tls-creds\": \"tls0\"}",
+            "Parameter 'tls-creds': TLS is not supported by godwit (only an empty value is "
+            "accepted)");
+    qmp_err(qmp_migrate_set_parameters, "{\"tls-authz\": \"authz0\"}",
+            "Parameter 'tls-authz': TLS is not supported by godwit (only an empty value is "
+            "accepted)");
+    qmp_err(qmp_migrate_set_parameters, "{\"block-incremental\": true}",
+            "Block migration is not supported by godwit");
+    qmp_err(qmp_migrate_set_parameters, "{\"compress-level\": 10}",
+            "Parameter 'compress_level' expects an integer in the range of 0 to 9");
+    qmp_err(qmp_migrate_set_parameters, "{\"multifd-zstd-level\": 21}",
+            "Parameter 'multifd_zstd_level' expects an integer in the range of 0 to 20");
+    /* A refused call changes nothing, not even its valid members. */
+    qmp_err(qmp_migrate_set_parameters, "{\"compress-level\": 3, \"tls-creds\": \"x\"}",
+            "Parameter 'tls-creds': TLS is not supported by godwit (only an empty value is "
+            "accepted)");
+    g_clear_pointer(&q, json_object_unref);
+    q = query_params();
+    g_assert_cmpint(json_object_get_int_member(q, "compress-level"), ==, 1);
+
+    qmp_ok(qmp_migrate_set_parameters, "{\"compress-level\": 9, \"compress-threads\": 255, "
+           "\"compress-wait-thread\": false, \"decompress-threads\": 1, "
+           "\"x-checkpoint-delay\": 4294967295, \"multifd-compression\": \"zstd\", "
+           "\"multifd-zlib-level\": 0, \"multifd-zstd-level\": 20}");
+    g_clear_pointer(&q, json_object_unref);
+    q = query_params();
+    g_assert_cmpint(json_object_get_int_member(q, "compress-level"), ==, 9);
+    g_assert_cmpint(json_object_get_int_member(q, "compress-threads"), ==, 255);
+    g_assert_false(json_object_get_boolean_member(q, "compress-wait-thread"));
+    g_assert_cmpint(json_object_get_int_member(q, "decompress-threads"), ==, 1);
+    g_assert_cmpint(json_object_get_int_member(q, "x-checkpoint-delay"), ==, 4294967295LL);
+    g_assert_cmpstr(json_object_get_string_member(q, "multifd-compression"), ==, "zstd");
+    g_assert_cmpint(json_object_get_int_member(q, "multifd-zlib-level"), ==, 0);
+    g_assert_cmpint(json_object_get_int_member(q, "multifd-zstd-level"), ==, 20);
+    g_assert_cmpstr(json_object_get_string_member(q, "tls-creds"), ==, "");
+}
+
+static void test_parameters(void)
+{
+    SUBPROCESS(parameters_body());
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/migration/source/bandwidth-edges", test_bandwidth_edges);
     g_test_add_func("/migration/source/query-while-ending", test_query_while_ending);
+    g_test_add_func("/migration/qmp/parameters", test_parameters);
     return g_test_run();
 }
