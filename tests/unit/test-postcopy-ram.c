@@ -418,7 +418,8 @@ static void test_basic(gconstpointer data)
     g_assert_cmpuint(st.all.faults, ==, st.faults - st.faults_received);
     g_assert_cmpuint(st.non_vcpu.faults, ==, st.all.faults);
     g_assert_cmpuint(st.vcpu.faults, ==, 0);
-    g_assert_cmpuint(st.all.p50_ns, >, 0);
+    /* The placer sleeps 50 us before each placement: a page's first waiter waits that long. */
+    g_assert_cmpuint(st.all.max_ns, >=, 50 * 1000);
     g_assert_cmpuint(st.all.p50_ns, <=, st.all.p99_ns);
     g_assert_cmpuint(st.all.p99_ns, <=, st.all.max_ns);
     g_assert_cmpuint(st.all.avg_ns, <=, st.all.max_ns);
