@@ -4,9 +4,11 @@
  * (net=on) under QEMU 7.2, with real sockets as the network: a UDP socket
  * that sends to itself reflects every frame (KVM and TCG); a reflector in
  * this program that drops, duplicates, swaps, corrupts and injects chosen
- * frames, whose every fault the guest must count; exit=N's summary; and
- * net=on on machines without the device (QEMU, and godwit, which has no PCI
- * yet), where the guest must carry on without it.
+ * frames, whose every fault the guest must count; DPDK testpmd as a
+ * vhost-user back-end forwarding its port to itself; BARs gwos assigns
+ * itself; exit=N's summary; and net=on on machines without the device
+ * (QEMU, godwit), where the guest must carry on without it. godwit's own
+ * virtio-net-pci is tested with gwos in tests/functional/test-vhost-user.c.
  */
 #include "qemu/osdep.h"
 #include "libgw.h"
@@ -848,7 +850,7 @@ static void test_no_device_qemu(void)
     }
 }
 
-/* godwit has no PCI bus yet: configuration reads float high. */
+/* godwit without -device virtio-net-pci: bus 0 holds only its host bridge. */
 static void test_no_device_godwit(void)
 {
     const char *godwit = g_getenv("GODWIT_BINARY");
