@@ -7,7 +7,8 @@
  * a sync); with KVM's manual protection, write protection is re-armed per
  * 64 MiB chunk (KVM_CLEAR_DIRTY_LOG) right before the chunk's first page is
  * read, so a pass costs no whole-RAM write-protect storm. The first pass
- * skips pages that were never populated (mincore, checked after the chunk
+ * skips pages that were never populated (no data in the backing file, or for
+ * anonymous memory neither present nor swapped; checked after the chunk
  * is re-armed so a racing first write is logged), so an idle guest's
  * untouched RAM is neither read nor allocated. Runs of zero pages go as one
  * record; runs of data pages as one header plus the guest memory itself
@@ -30,6 +31,7 @@
 #include "migration/ram-format.h"
 #include "migration/savevm.h"
 #include "sysemu/kvm.h"
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 
@@ -57,7 +59,7 @@ typedef struct RAMState {
     unsigned long *slot_bmap;     /* scratch for KVM_GET_DIRTY_LOG */
     unsigned long *clear_bmap;    /* chunks to re-arm before reading */
     unsigned long *chunk_bmap;    /* scratch for KVM_CLEAR_DIRTY_LOG */
-    unsigned char *mincore_vec;
+    unsigned char *populated_vec; /* scratch: 1 = the page may hold data */
     unsigned long *nonresident;   /* first pass: never populated, send as zero unread */
     uint64_t dirty;               /* bits set in bmap */
     uint64_t pos;                 /* sweep position, page index */
@@ -175,7 +177,7 @@ bool ram_start_tracking(GError **errp)
     rs->chunk_bmap = g_new0(unsigned long, CLEAR_CHUNK_PAGES / BITS_PER_LONG);
     rs->clear_bmap = g_new0(unsigned long,
                             GW_DIV_ROUND_UP(rs->npages, CLEAR_CHUNK_PAGES * BITS_PER_LONG) + 1);
-    rs->mincore_vec = g_malloc(CLEAR_CHUNK_PAGES);
+    rs->populated_vec = g_malloc(CLEAR_CHUNK_PAGES);
     rs->nonresident = g_new0(unsigned long, rs->nwords);
     rs->pos = 0;
     rs->sweep_done = false;
@@ -223,7 +225,7 @@ void ram_stop_tracking(void)
     g_clear_pointer(&rs->slot_bmap, g_free);
     g_clear_pointer(&rs->clear_bmap, g_free);
     g_clear_pointer(&rs->chunk_bmap, g_free);
-    g_clear_pointer(&rs->mincore_vec, g_free);
+    g_clear_pointer(&rs->populated_vec, g_free);
     g_clear_pointer(&rs->nonresident, g_free);
 }
 
@@ -313,6 +315,77 @@ static MemSlot *slot_of_page(RAMState *rs, uint64_t page)
     return NULL;
 }
 
+/* Mark in @vec the pages of [@first, @first + @n) that pagemap shows present or swapped. */
+static bool pagemap_populated(RAMState *rs, uint64_t first, uint64_t n, unsigned char *vec)
+{
+    uint64_t vpage = (uintptr_t)(rs->rb->host + first * GW_PAGE_SIZE) / GW_PAGE_SIZE;
+    g_autofree uint64_t *ent = g_new(uint64_t, n);
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    ssize_t want = (ssize_t)(n * sizeof(uint64_t));
+    bool ok;
+
+    if (fd < 0) {
+        return false;
+    }
+    ok = pread(fd, ent, (size_t)want, (off_t)(vpage * sizeof(uint64_t))) == want;
+    close(fd);
+    for (uint64_t i = 0; ok && i < n; i++) {
+        /* Bit 63: present in RAM; bit 62: swapped out. Either means it holds data. */
+        if (ent[i] & (3ULL << 62)) {
+            vec[i] = 1;
+        }
+    }
+    return ok;
+}
+
+/* Mark in @vec the pages of the backing file's range that hold data (not holes). */
+static bool file_populated(RAMState *rs, uint64_t first, uint64_t n, unsigned char *vec)
+{
+    int fd = rs->rb->fd;
+    off_t base = (off_t)(rs->rb->fd_offset + first * GW_PAGE_SIZE);
+    off_t end = base + (off_t)(n * GW_PAGE_SIZE);
+
+    for (off_t pos = base; pos < end;) {
+        off_t data = lseek(fd, pos, SEEK_DATA);
+        if (data < 0) {
+            return errno == ENXIO;      /* no data from pos on; other errors: unknown */
+        }
+        if (data >= end) {
+            break;
+        }
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0) {
+            return false;
+        }
+        for (off_t p = data / GW_PAGE_SIZE * GW_PAGE_SIZE; p < MIN(hole, end); p += GW_PAGE_SIZE) {
+            vec[(p - base) / GW_PAGE_SIZE] = 1;
+        }
+        pos = hole;
+    }
+    return true;
+}
+
+/*
+ * Which pages of [@first, @first + @n) may hold data (@vec[i] = 1); false
+ * if it cannot be known (then every page is read). Residency (mincore)
+ * does not answer it: a swapped-out page, a file page dropped from the
+ * page cache, or one written only through another process's mapping of
+ * shared memory (a vhost-user back-end) is not resident and holds data.
+ * The backing file's holes and, for anonymous memory, pages neither
+ * present nor swapped are what was never written.
+ */
+static bool ram_find_populated(RAMState *rs, uint64_t first, uint64_t n, unsigned char *vec)
+{
+    memset(vec, 0, n);
+    if (rs->rb->fd >= 0) {
+        /* A private mapping's written pages are anonymous copies, not in the file. */
+        return file_populated(rs, first, n, vec) &&
+               (rs->rb->shared || pagemap_populated(rs, first, n, vec));
+    }
+    /* Shared anonymous memory is shmem without a file to ask: read it all. */
+    return !rs->rb->shared && pagemap_populated(rs, first, n, vec);
+}
+
 /*
  * Before the first page of a chunk is read in this pass: re-arm KVM's write
  * protection for its dirty pages (manual protect), and on the first pass
@@ -343,9 +416,7 @@ static bool ram_prepare_chunk(RAMState *rs, uint64_t chunk, GError **errp)
          * Not resident means never written only for memory this process
          * created empty: an existing file's pages may just not be cached.
          */
-        if (rs->rb->zero_at_start &&
-            mincore(rs->rb->host + first * GW_PAGE_SIZE, n * GW_PAGE_SIZE,
-                    rs->mincore_vec) == 0) {
+        if (rs->rb->zero_at_start && ram_find_populated(rs, first, n, rs->populated_vec)) {
             /*
              * Never populated: it reads as zero and reading it would allocate
              * it (memfd). It is sent as a zero record without being read, so
@@ -353,7 +424,7 @@ static bool ram_prepare_chunk(RAMState *rs, uint64_t chunk, GError **errp)
              * destination's received bitmap being complete).
              */
             for (uint64_t i = 0; i < n; i++) {
-                if (!(rs->mincore_vec[i] & 1) && test_bit(rs->bmap, first + i)) {
+                if (!rs->populated_vec[i] && test_bit(rs->bmap, first + i)) {
                     set_bit(rs->nonresident, first + i);
                 }
             }

@@ -348,12 +348,13 @@ static void test_zero_fresh(void)
 
 /*
  * The first pass sends pages that were never populated as zero without
- * reading them. "Not resident" means "never written" only for memory this
- * process created empty: a file's page may simply not be cached (here:
- * written, synced and dropped from the page cache). Every page must go
- * with its data.
+ * reading them. A page that is not resident may still hold data: a file's
+ * page dropped from the page cache (here: written, synced and dropped).
+ * Neither an existing file (@zero_at_start false: it may hold anything)
+ * nor one godwit created empty and the guest wrote since may lose it:
+ * every page must go with its data.
  */
-static void nonresident_file_body(void)
+static void nonresident_file_body(bool zero_at_start)
 {
     const uint64_t size = 4 * MIB;
     g_autofree char *path = g_build_filename("/var/tmp", "gw-test-ram-XXXXXX", NULL);
@@ -372,7 +373,7 @@ static void nonresident_file_body(void)
     g_assert_cmpint(pwrite(fd, data, size, 0), ==, (ssize_t)size);
     g_assert_cmpint(fsync(fd), ==, 0);
     g_assert_cmpint(posix_fadvise(fd, 0, size, POSIX_FADV_DONTNEED), ==, 0);
-    Machine *m = harness_init_fd(fd, size, false);
+    Machine *m = harness_init_fd(fd, size, zero_at_start);
     g_assert_cmpint(mincore(m->ram->host, size, vec), ==, 0);
     for (unsigned i = 0; i < size / GW_PAGE_SIZE; i++) {
         resident += vec[i] & 1;
@@ -410,7 +411,61 @@ static void nonresident_file_body(void)
 
 static void test_nonresident_file(void)
 {
-    SUBPROCESS(nonresident_file_body());
+    SUBPROCESS(nonresident_file_body(false));
+}
+
+static void test_nonresident_written_file(void)
+{
+    SUBPROCESS(nonresident_file_body(true));
+}
+
+/*
+ * Anonymous memory created empty: the pages the guest wrote go with their
+ * data, the others as zero without being read, so they are still not
+ * allocated after the pass.
+ */
+static void unpopulated_anon_body(void)
+{
+    Machine *m = harness_init(4 * MIB, GW_PAGE_SIZE, 1);
+    g_autoptr(GError) err = NULL;
+    unsigned char vec[1024];
+    uint64_t dirty;
+    size_t len;
+
+    for (unsigned p = 0; p < 1024; p += 100) {
+        memset(m->ram->host + (uint64_t)p * GW_PAGE_SIZE, 0x77, GW_PAGE_SIZE);
+    }
+    g_assert_true(ram_start_tracking(&err));
+    g_assert_true(ram_sync(&dirty, &err));
+    MigStream *w = stream_new_mem_writer();
+    g_assert_true(savevm_live_setup(w, &err));
+    while (!ram_sweep_done()) {
+        g_assert_cmpint(savevm_live_iterate(w, &err), >=, 0);
+    }
+    const uint8_t *d = stream_mem_data(w, &len);
+    g_autoptr(GArray) runs = decode_ram_records(d, len);
+    uint64_t data = 0, zero = 0;
+    for (guint i = 0; i < runs->len; i++) {
+        SentRun *r = &g_array_index(runs, SentRun, i);
+        for (uint32_t k = 0; k < r->npages; k++) {
+            uint64_t p = r->offset / GW_PAGE_SIZE + k;
+            g_assert_cmpint(r->zero, ==, p % 100 != 0);
+        }
+        *(r->zero ? &zero : &data) += r->npages;
+    }
+    g_assert_cmpuint(data, ==, 11);
+    g_assert_cmpuint(zero, ==, 1024 - 11);
+    g_assert_cmpint(mincore(m->ram->host, 4 * MIB, vec), ==, 0);
+    for (unsigned p = 0; p < 1024; p++) {
+        g_assert_cmpuint(vec[p] & 1, ==, p % 100 == 0);
+    }
+    stream_free(w);
+    ram_stop_tracking();
+}
+
+static void test_unpopulated_anon(void)
+{
+    SUBPROCESS(unpopulated_anon_body());
 }
 
 /* ---------------------------------------------------------------------- */
@@ -750,6 +805,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/ram/source/postcopy-hugepage-order", test_hugepage_order);
     g_test_add_func("/ram/source/nonresident-file", test_nonresident_file);
+    g_test_add_func("/ram/source/nonresident-written-file", test_nonresident_written_file);
+    g_test_add_func("/ram/source/unpopulated-anonymous", test_unpopulated_anon);
     g_test_add_func("/ram/destination/zero-on-reused-memory", test_zero_reused);
     g_test_add_func("/ram/destination/zero-on-fresh-memory", test_zero_fresh);
     g_test_add_func("/ram/destination/hugepage-assembly", test_hugepage_assembly);
