@@ -101,6 +101,11 @@ struct PostcopyIncoming {
     int quit;                    /* atomic: fault thread must exit */
 
     /* Everything below is protected by @lock. */
+    /*
+     * One placement at a time, or a hold (postcopy_placement_hold): taken
+     * around each placement by the placing thread, before @lock.
+     */
+    GMutex place_lock;
     GMutex lock;
     bool paused;
     GHashTable *pending;         /* host page offset -> PcPending */
@@ -742,6 +747,7 @@ PostcopyIncoming *postcopy_incoming_new(RAMBlock *rb, unsigned long *received,
     pi->efd = efd;
     pi->externals = g_array_new(FALSE, TRUE, sizeof(PcExternal));
     g_mutex_init(&pi->lock);
+    g_mutex_init(&pi->place_lock);
     pi->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, pc_pending_free);
     pi->missing = pc_count_missing(received, npages_target);
     if (pi->kind == PC_MEM_HUGETLB) {
@@ -1225,8 +1231,8 @@ static void pc_page_arrived(PostcopyIncoming *pi, uint64_t offset, PcIoctlResult
     }
 }
 
-static bool pc_place(PostcopyIncoming *pi, uint64_t offset, const void *src, bool zero,
-                     GError **errp)
+static bool pc_place_locked(PostcopyIncoming *pi, uint64_t offset, const void *src, bool zero,
+                            GError **errp)
 {
     int err = 0;
 
@@ -1265,6 +1271,15 @@ static bool pc_place(PostcopyIncoming *pi, uint64_t offset, const void *src, boo
     return true;
 }
 
+static bool pc_place(PostcopyIncoming *pi, uint64_t offset, const void *src, bool zero,
+                     GError **errp)
+{
+    g_mutex_lock(&pi->place_lock);
+    bool ok = pc_place_locked(pi, offset, src, zero, errp);
+    g_mutex_unlock(&pi->place_lock);
+    return ok;
+}
+
 bool postcopy_place_page(PostcopyIncoming *pi, uint64_t offset, const void *host_page,
                          GError **errp)
 {
@@ -1288,6 +1303,7 @@ bool postcopy_place_pages(PostcopyIncoming *pi, uint64_t offset, const void *src
      * (requested and placed meanwhile) stop the batch; the rest goes page by
      * page so each gets its EEXIST handling.
      */
+    g_mutex_lock(&pi->place_lock);
     if (pi->hps == GW_PAGE_SIZE && npages > 1 && pi->registered && pi->uffd >= 0 &&
         offset % GW_PAGE_SIZE == 0 && offset < pi->size &&
         (uint64_t)npages * GW_PAGE_SIZE <= pi->size - offset) {
@@ -1309,12 +1325,71 @@ bool postcopy_place_pages(PostcopyIncoming *pi, uint64_t offset, const void *src
         npages -= done;
     }
     for (uint32_t i = 0; i < npages; i++) {
-        if (!pc_place(pi, offset + (uint64_t)i * pi->hps, p + (size_t)i * pi->hps, false,
-                      errp)) {
+        if (!pc_place_locked(pi, offset + (uint64_t)i * pi->hps, p + (size_t)i * pi->hps,
+                             false, errp)) {
+            g_mutex_unlock(&pi->place_lock);
             return false;
         }
     }
+    g_mutex_unlock(&pi->place_lock);
     return true;
+}
+
+void postcopy_placement_hold(PostcopyIncoming *pi)
+{
+    g_mutex_lock(&pi->place_lock);
+}
+
+void postcopy_placement_release(PostcopyIncoming *pi)
+{
+    g_mutex_unlock(&pi->place_lock);
+}
+
+/* Drop one present host page so that it is missing again (shared memory kinds). */
+static bool pc_drop_page(PostcopyIncoming *pi, uint64_t offset)
+{
+    const RAMBlock *rb = pi->rb;
+
+    switch (pi->kind) {
+    case PC_MEM_ANON_PRIVATE:
+        return madvise(pi->host + offset, pi->hps, MADV_DONTNEED) == 0;
+    case PC_MEM_ANON_SHARED:
+        return madvise(pi->host + offset, pi->hps, MADV_REMOVE) == 0;
+    case PC_MEM_SHMEM:
+    case PC_MEM_HUGETLB:
+        return fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         (off_t)(rb->fd_offset + offset), (off_t)pi->hps) == 0;
+    }
+    return false;
+}
+
+int64_t postcopy_drop_unreceived(PostcopyIncoming *pi, GError **errp)
+{
+    const uint64_t chunk = 64ULL << 20;
+    g_autofree unsigned char *vec = g_malloc(chunk / GW_PAGE_SIZE);
+    int64_t dropped = 0;
+
+    for (uint64_t base = 0; base < pi->size; base += chunk) {
+        uint64_t len = MIN(chunk, pi->size - base);
+        if (mincore(pi->host + base, len, vec) < 0) {
+            error_setg_errno(errp, errno, "postcopy: cannot tell which pages of block '%s' "
+                             "are present", pi->rb->name);
+            return -1;
+        }
+        for (uint64_t off = 0; off < len; off += pi->hps) {
+            uint64_t hp = base + off;
+            if (!(vec[off / GW_PAGE_SIZE] & 1) || pc_host_page_received(pi, hp)) {
+                continue;
+            }
+            if (!pc_drop_page(pi, hp)) {
+                error_setg_errno(errp, errno, "postcopy: cannot drop the page at 0x%" PRIx64
+                                 " of block '%s'", hp, pi->rb->name);
+                return -1;
+            }
+            dropped++;
+        }
+    }
+    return dropped;
 }
 
 bool postcopy_all_received(PostcopyIncoming *pi)
@@ -1445,6 +1520,7 @@ void postcopy_incoming_free(PostcopyIncoming *pi)
     g_hash_table_destroy(pi->pending);
     pc_blocktime_free_locked(pi);
     g_mutex_clear(&pi->lock);
+    g_mutex_clear(&pi->place_lock);
     g_free(pi->zero_buf);
     g_free(pi);
 }

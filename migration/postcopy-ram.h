@@ -194,6 +194,20 @@ bool postcopy_place_pages(PostcopyIncoming *pi, uint64_t offset, const void *src
 /* Same for a page that is all zeros (UFFDIO_ZEROPAGE; hugetlbfs: a zero copy). */
 bool postcopy_place_zero_page(PostcopyIncoming *pi, uint64_t offset, GError **errp);
 
+/*
+ * Another process about to map the block (a vhost-user back-end) may
+ * populate pages that have not arrived, e.g. one that locks all its memory:
+ * their content would then be zeros, and the page, present, would never
+ * fault. The caller holds placement while that process maps the memory
+ * (the placing thread waits; nothing here waits for it), then drops every
+ * page that is present but not received so that it faults and arrives as
+ * usual, then releases. Any thread; not the placing one.
+ */
+void postcopy_placement_hold(PostcopyIncoming *pi);
+void postcopy_placement_release(PostcopyIncoming *pi);
+/* With placement held: pages dropped (0: nobody populated any), or -1 with @errp. */
+int64_t postcopy_drop_unreceived(PostcopyIncoming *pi, GError **errp);
+
 /* Whether every target page of the block has been received. Any thread. */
 bool postcopy_all_received(PostcopyIncoming *pi);
 

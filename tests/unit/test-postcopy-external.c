@@ -231,9 +231,78 @@ static void test_external_ops(void)
     close(memfd);
 }
 
+/*
+ * A process that pre-faults the shared memory while mapping it (mlockall)
+ * turns pages that have not arrived into zero pages nobody faults on.
+ * With placement held, postcopy_drop_unreceived() makes exactly those
+ * missing again; afterwards they fault, are requested and arrive intact.
+ */
+static void test_drop_prefaulted(void)
+{
+    GError *err = NULL;
+    int memfd = memfd_create("guest", MFD_CLOEXEC);
+    int probe = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+    if (probe < 0) {
+        g_test_skip("userfaultfd is not available");
+        fprintf(stderr, "*** SKIP: userfaultfd is not available: %s ***\n", g_strerror(errno));
+        return;
+    }
+    close(probe);
+    g_assert_cmpint(ftruncate(memfd, NPAGES * PAGE), ==, 0);
+    memset(&fx, 0, sizeof(fx));
+    g_mutex_init(&fx.lock);
+    fx.requested_set = g_hash_table_new(g_direct_hash, g_direct_equal);
+    fx.requests = g_async_queue_new();
+    g_strlcpy(fx.rb.name, "pc.ram", sizeof(fx.rb.name));
+    fx.rb.size = NPAGES * PAGE;
+    fx.rb.page_size = PAGE;
+    fx.rb.fd = memfd;
+    fx.rb.shared = true;
+    fx.rb.host = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    g_assert_true(fx.rb.host != MAP_FAILED);
+    for (uint64_t p = 0; p < 16; p++) {
+        memset(fx.rb.host + p * PAGE, pattern(p), PAGE);
+        fx.received[p / 64] |= 1UL << (p % 64);
+    }
+    fx.pi = postcopy_incoming_new(&fx.rb, fx.received, NPAGES, &fx_hooks, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_true(postcopy_listen(fx.pi, &err));
+    GThread *pl = g_thread_new("placer", placer, NULL);
+
+    /* Nothing populated yet: nothing to drop. */
+    postcopy_placement_hold(fx.pi);
+    g_assert_cmpint(postcopy_drop_unreceived(fx.pi, &err), ==, 0);
+    /* The "back-end" maps the memory populated (MAP_POPULATE), without a userfaultfd. */
+    uint8_t *be = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                       memfd, 0);
+    g_assert_true(be != MAP_FAILED);
+    munmap(be, NPAGES * PAGE);
+    /* MAP_POPULATE filled every page: all the unreceived ones are dropped, no received one. */
+    g_assert_cmpint(postcopy_drop_unreceived(fx.pi, &err), ==, NPAGES - 16);
+    g_assert_no_error(err);
+    postcopy_placement_release(fx.pi);
+    for (uint64_t p = 0; p < 16; p++) {
+        g_assert_cmpuint(fx.rb.host[p * PAGE + 9], ==, pattern(p));
+    }
+    /* Dropped pages fault through our own mapping, are requested and arrive. */
+    for (uint64_t p = 16; p < NPAGES; p++) {
+        uint8_t v = __atomic_load_n(&fx.rb.host[p * PAGE + 9], __ATOMIC_RELAXED);
+        g_assert_cmpuint(v, ==, pattern(p));
+    }
+    g_assert_cmpint(fx.requested, ==, NPAGES - 16);
+    g_assert_true(postcopy_incoming_finish(fx.pi, &err));
+    g_async_queue_push(fx.requests, GSIZE_TO_POINTER(G_MAXSIZE));
+    g_thread_join(pl);
+    postcopy_incoming_free(fx.pi);
+    munmap(fx.rb.host, NPAGES * PAGE);
+    close(memfd);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/postcopy-external/translate-wake-end", test_external_ops);
+    g_test_add_func("/postcopy-external/drop-prefaulted", test_drop_prefaulted);
     return g_test_run();
 }
