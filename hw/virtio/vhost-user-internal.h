@@ -57,8 +57,10 @@ struct VhostUser {
 
     /* Postcopy (vhost-user-postcopy.c); writes under @lock unless said. */
     int pc_uffd;                /* the back-end's userfaultfd after ADVISE, -1 */
-    bool pc_listening;          /* POSTCOPY_LISTEN accepted, END not yet sent */
-    bool pc_active;             /* a destination postcopy is running (LISTEN .. end) */
+    PostcopyIncoming *pc;       /* the destination's postcopy state, LISTEN .. END */
+    bool pc_active;             /* a destination postcopy is running (LISTEN .. END) */
+    bool pc_backend_listening;  /* this connection accepted POSTCOPY_LISTEN: END is owed */
+    bool pc_listening;          /* ...and it may take the rings now (postcopy memory table) */
     /* Client bases: written at a postcopy start, read by the fault and listen threads. */
     GMutex pc_lock;
     unsigned pc_nregions;       /* pc_lock */

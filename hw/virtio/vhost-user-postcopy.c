@@ -110,7 +110,7 @@ static void vu_pc_end_locked(VhostUser *vu, PostcopyIncoming *pi)
 {
     g_autoptr(GError) err = NULL;
 
-    if (vu->pc_listening) {
+    if (vu->pc_backend_listening) {
         /* For the operator and the tests: what the back-end's faults cost. */
         g_mutex_lock(&vu->pc_lock);
         fprintf(stderr, "godwit: vhost-user back-end '%s': postcopy ended: %" PRIu64
@@ -121,7 +121,7 @@ static void vu_pc_end_locked(VhostUser *vu, PostcopyIncoming *pi)
         g_mutex_unlock(&vu->pc_lock);
     }
 
-    if (vu->pc_listening && vu->connected) {
+    if (vu->pc_backend_listening && vu->connected) {
         VhostUserMsg m, reply;
         vhost_user_msg_init(&m, VHOST_USER_POSTCOPY_END, 0);
         m.flags |= VHOST_USER_NEED_REPLY_MASK;
@@ -133,7 +133,9 @@ static void vu_pc_end_locked(VhostUser *vu, PostcopyIncoming *pi)
         }
     }
     vu->pc_listening = false;
+    vu->pc_backend_listening = false;
     vu->pc_active = false;
+    vu->pc = NULL;
     g_mutex_lock(&vu->pc_lock);
     if (vu->pc_uffd >= 0) {
         close(vu->pc_uffd);
@@ -203,6 +205,7 @@ static void vu_pc_listen_locked(VhostUser *vu, PostcopyIncoming *pi)
     VhostUserMsg m, reply;
 
     vu->pc_active = true;
+    vu->pc = pi;
     if (!vu->connected || vu->pc_uffd < 0) {
         fprintf(stderr, "godwit: vhost-user back-end '%s' is not ready for postcopy; its "
                 "network device starts once postcopy has ended\n", vu->name);
@@ -217,6 +220,7 @@ static void vu_pc_listen_locked(VhostUser *vu, PostcopyIncoming *pi)
     if (!vu_call_locked(vu, &m, &reply, sizeof(uint64_t), NULL, NULL, &err)) {
         goto fail;
     }
+    vu->pc_backend_listening = true;
     if (reply.payload.u64) {
         error_setg(&err, "it refused POSTCOPY_LISTEN (status %" PRIu64 ")", reply.payload.u64);
         goto fail;
@@ -263,7 +267,8 @@ void vu_postcopy_register(VhostUser *vu)
 
 /* ---- the postcopy memory table (lock held, device start) ---- */
 
-bool vu_postcopy_set_mem_table_locked(VhostUser *vu, GError **errp)
+/* The exchange itself: table, the back-end's addresses back, our ack. */
+static bool vu_pc_mem_table_exchange_locked(VhostUser *vu, GError **errp)
 {
     VhostUserMsg m = vu->mem_table, reply, ack;
     uint64_t bases[VHOST_USER_REGIONS_MAX];
@@ -289,7 +294,37 @@ bool vu_postcopy_set_mem_table_locked(VhostUser *vu, GError **errp)
     g_mutex_unlock(&vu->pc_lock);
     vhost_user_msg_init(&ack, VHOST_USER_SET_MEM_TABLE, sizeof(uint64_t));
     ack.payload.u64 = 0;
-    if (!vu_send_locked(vu, &ack, NULL, 0, errp)) {
+    return vu_send_locked(vu, &ack, NULL, 0, errp);
+}
+
+bool vu_postcopy_set_mem_table_locked(VhostUser *vu, GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+
+    /*
+     * A back-end that locks its memory (mlockall) populates guest RAM when
+     * it maps it: pages that have not arrived become zero pages in the
+     * shared file, which nobody would ever fault on. Hold placement while
+     * it maps, then make whatever it populated missing again.
+     */
+    postcopy_placement_hold(vu->pc);
+    bool ok = vu_pc_mem_table_exchange_locked(vu, errp);
+    int64_t dropped = ok ? postcopy_drop_unreceived(vu->pc, &err) : 0;
+    postcopy_placement_release(vu->pc);
+    if (!ok) {
+        return false;
+    }
+    if (dropped < 0) {
+        g_propagate_error(errp, g_steal_pointer(&err));
+        return false;
+    }
+    if (dropped > 0) {
+        /* Its faults cannot be taken: its rings wait for the end of postcopy. */
+        vu->pc_listening = false;
+        error_setg(errp, "vhost-user back-end '%s' pre-faulted guest RAM when it mapped it "
+                   "(e.g. with mlockall), so it cannot take postcopy faults: its network "
+                   "device stays stopped until postcopy ends (%" PRId64 " pages it populated "
+                   "before they arrived were dropped again)", vu->name, dropped);
         return false;
     }
     return true;
@@ -302,6 +337,7 @@ void vu_postcopy_disconnected_locked(VhostUser *vu)
      * LISTEN, so it waits for the end of postcopy (pc_active stays set).
      */
     vu->pc_listening = false;
+    vu->pc_backend_listening = false;
     g_mutex_lock(&vu->pc_lock);
     vu->pc_nregions = 0;
     g_mutex_unlock(&vu->pc_lock);

@@ -649,13 +649,7 @@ static bool vu_start_locked(VhostUser *vu, uint64_t features, const VhostUserRin
          * userfaultfd. One that pre-faulted guest RAM (mlockall) gets EEXIST
          * there and drops the connection, which the next message finds.
          */
-        if (!vu_start_rings_locked(vu, errp)) {
-            g_prefix_error(errp, "vhost-user back-end '%s' could not take postcopy faults "
-                           "(it may have pre-faulted guest RAM, e.g. with mlockall), so its "
-                           "network device stays stopped until postcopy ends: ", vu->name);
-            return false;
-        }
-        return true;
+        return vu_start_rings_locked(vu, errp);
     }
     VhostUserMsg m = vu->mem_table;
     vu_postcopy_drop_unused_locked(vu);

@@ -160,8 +160,12 @@ static void net_start(VirtIONetPCI *n)
     }
     fprintf(stderr, "godwit: %s: cannot start the vhost-user back-end: %s\n", n->name,
             err->message);
-    /* A refusal leaves the connection up: only a reset can help. A lost one comes back. */
-    if (vhost_user_connected(n->vu)) {
+    /*
+     * A refusal leaves the connection up: only a reset can help. A lost
+     * connection comes back; a back-end held back during postcopy starts
+     * when it ends.
+     */
+    if (vhost_user_connected(n->vu) && vhost_user_may_start(n->vu)) {
         virtio_pci_set_needs_reset(&n->vp);
     }
 }

@@ -309,3 +309,14 @@ void gw_vu_dir_free(char *dir)
     }
     g_free(dir);
 }
+
+gint64 gw_vu_example_stopped_at(const char *log, unsigned queue)
+{
+    g_autofree char *key = g_strdup_printf("queue %u: stopped at available index ", queue);
+    gint64 n = -1;
+
+    for (const char *p = log; (p = strstr(p, key)); p++) {
+        n = g_ascii_strtoll(p + strlen(key), NULL, 10);
+    }
+    return n;
+}

@@ -65,6 +65,12 @@ void gw_vu_free(GwVuBackend *b);
  */
 gint64 gw_vu_example_counter(const char *log, const char *name);
 
+/*
+ * The example's last "queue Q: stopped at available index N" (GET_VRING_BASE
+ * answered N), or -1 when there is none.
+ */
+gint64 gw_vu_example_stopped_at(const char *log, unsigned queue);
+
 /* ---- the guest side: gwos with one virtio-net-pci NIC ---- */
 
 /*
