@@ -11,12 +11,14 @@
 #include "qemu/osdep.h"
 #include "migration-harness.h"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <glib/gstdio.h>
 
 #include "migration/migration.h"
+#include "migration/misc.h"
 #include "migration/ram-format.h"
 #include "migration/savevm.h"
 #include "monitor/qmp.h"
@@ -289,6 +291,172 @@ static void wait_status(const char *status)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The destination: the incoming thread */
+
+/* Connect to the destination's unix socket at @path. */
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    strcpy(sa.sun_path, path);
+    for (int i = 0; i < 500; i++) {
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            return fd;
+        }
+        g_usleep(10000);
+    }
+    g_error("cannot connect to %s", path);
+}
+
+/*
+ * A source whose CONFIG does not match: the incoming thread refuses it
+ * before writing anything, tells the source why in an ERROR message, and
+ * the main loop reports it once and asks the process to exit with 1.
+ */
+static void incoming_refusal_body(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("gw-test-mig-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "mig.sock", NULL);
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(MigConfig) c = mig_config_new();
+    MigCpuidEntry e = { .function = 1, .eax = 0x806f0 };
+    guint8 rp[MIG_RP_HDR_LEN + MIG_RP_MAX_LEN];
+    size_t len;
+
+    harness_init(4 * MIB, GW_PAGE_SIZE, 1);
+    runstate_set(RUN_STATE_INMIGRATE);
+    set_caps("events");
+    g_assert_true(migration_incoming_from_cmdline(uri, &err));
+    g_autoptr(JsonObject) setup = harness_wait_event("MIGRATION", "status", "setup", WAIT_MS);
+    g_assert_nonnull(setup);
+
+    /* What a source with twice the RAM would send. */
+    g_strlcpy(c->machine, "pc", sizeof(c->machine));
+    c->vcpus = 1;
+    c->target_page_size = GW_PAGE_SIZE;
+    mig_config_add_block(c, "pc.ram", 8 * MIB, GW_PAGE_SIZE);
+    mig_config_add_cpuid(c, &e);
+    MigStream *w = stream_new_mem_writer();
+    savevm_put_header(w);
+    savevm_put_config(w, c);
+    savevm_send_open_return_path(w);
+    savevm_send_ping(w, 1);
+    const uint8_t *d = stream_mem_data(w, &len);
+    int fd = connect_unix(path);
+    g_assert_cmpint(write(fd, d, len), ==, (ssize_t)len);
+    stream_free(w);
+
+    g_autoptr(JsonObject) failed = harness_wait_event("MIGRATION", "status", "failed", WAIT_MS);
+    g_assert_nonnull(failed);
+    g_assert_cmpint(harness_exit_status(), ==, 1);
+    /* The one message on the return path: ERROR with the reason (no PONG: CONFIG came first). */
+    ssize_t n = read(fd, rp, sizeof(rp));
+    g_assert_cmpint(n, >, MIG_RP_HDR_LEN);
+    MigRpMsg m;
+    g_assert_true(mig_rp_decode((unsigned)(rp[0] << 8 | rp[1]), rp + MIG_RP_HDR_LEN,
+                                (size_t)(rp[2] << 8 | rp[3]), &m, &err));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_ERROR);
+    g_assert_cmpstr(m.block, ==, "RAM size mismatch: source has 8388608 bytes, destination "
+                    "4194304");
+    g_autoptr(JsonObject) q = query_migrate();
+    g_assert_cmpstr(json_object_get_string_member(q, "status"), ==, "failed");
+    g_assert_cmpstr(json_object_get_string_member(q, "error-desc"), ==, m.block);
+    /* Nothing was loaded: RAM is as it started, untouched. */
+    unsigned char vec[1024];
+    g_assert_cmpint(mincore(current_machine->ram->host, 4 * MIB, vec), ==, 0);
+    for (unsigned i = 0; i < 1024; i++) {
+        g_assert_cmpuint(vec[i] & 1, ==, 0);
+    }
+    close(fd);
+    g_unlink(path);
+    g_rmdir(dir);
+}
+
+static void test_incoming_refusal(void)
+{
+    SUBPROCESS(incoming_refusal_body());
+}
+
+/* ---------------------------------------------------------------------- */
+/* The return path: hostile messages from the destination */
+
+typedef struct RpCase {
+    const char *what;
+    const guint8 *bytes;
+    size_t len;
+    const char *error;        /* error-desc must contain this */
+} RpCase;
+
+/*
+ * The source's return-path reader takes whatever the destination writes:
+ * malformed, unknown, oversized and out-of-place messages end the
+ * migration with their reason in error-desc, the source guest keeps
+ * running, and the next (clean) migration completes.
+ */
+static void return_path_body(void)
+{
+    static const guint8 pong_short[] = { 0, 2, 0, 3, 0, 0, 1 };
+    static const guint8 unknown[] = { 0, 0x99, 0, 0 };
+    static const guint8 too_long[] = { 0, 2, 0x02, 0x58 };
+    static const guint8 req_early[] = { 0, 3, 0, 0x13, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0x10, 0,
+                                        6, 'p', 'c', '.', 'r', 'a', 'm' };
+    static const guint8 req_no_name[] = { 0, 4, 0, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0,
+                                          0, 0, 0x10, 0 };
+    static const guint8 resume_ack[] = { 0, 6, 0, 4, 0, 0, 0, 1 };
+    static const guint8 shut_bad[] = { 0, 1, 0, 4, 0, 0, 0, 7 };
+    static const RpCase cases[] = {
+        { "short PONG", pong_short, sizeof(pong_short),
+          "Received PONG message with bad length 3 on the return path" },
+        { "unknown type", unknown, sizeof(unknown),
+          "Received invalid message 0x0099 on the return path" },
+        { "600 bytes", too_long, sizeof(too_long),
+          "return path message of 600 bytes is too long" },
+        { "request before the switch", req_early, sizeof(req_early),
+          "page request before the postcopy switch" },
+        { "request without a name", req_no_name, sizeof(req_no_name),
+          "page request without a RAM block name" },
+        { "RESUME_ACK", resume_ack, sizeof(resume_ack),
+          "unexpected return path message RESUME_ACK" },
+        { "SHUT(7)", shut_bad, sizeof(shut_bad),
+          "The destination failed to load the migration (status 7)" },
+    };
+
+    harness_init(4 * MIB, GW_PAGE_SIZE, 1);
+    runstate_set(RUN_STATE_RUNNING);
+    set_caps("events");
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        Peer *p = peer_new();
+        p->inject = cases[i].bytes;
+        p->inject_len = cases[i].len;
+        migrate_to(p);
+        wait_status("failed");
+        g_autoptr(JsonObject) q = query_migrate();
+        const char *desc = json_object_get_string_member(q, "error-desc");
+        g_test_message("%s: %s", cases[i].what, desc);
+        if (!strstr(desc, cases[i].error)) {
+            g_error("%s: error-desc '%s' lacks '%s'", cases[i].what, desc, cases[i].error);
+        }
+        /* The source takes its guest back as it was. */
+        g_assert_cmpint(runstate_get(), ==, RUN_STATE_RUNNING);
+        g_assert_false(harness_dirty_logging());
+        peer_free(p);
+    }
+    Peer *p = peer_new();
+    migrate_to(p);
+    wait_status("completed");
+    g_assert_true(p->got_eof);
+    g_assert_cmpuint(p->pages, ==, 1024);
+    peer_free(p);
+}
+
+static void test_return_path(void)
+{
+    SUBPROCESS(return_path_body());
+}
+
+/* ---------------------------------------------------------------------- */
 /* Rate limits at the edges of their range */
 
 /*
@@ -521,6 +689,8 @@ static void test_parameters(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration/destination/refusal", test_incoming_refusal);
+    g_test_add_func("/migration/source/return-path", test_return_path);
     g_test_add_func("/migration/source/bandwidth-edges", test_bandwidth_edges);
     g_test_add_func("/migration/source/query-while-ending", test_query_while_ending);
     g_test_add_func("/migration/qmp/parameters", test_parameters);
