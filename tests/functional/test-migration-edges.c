@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 
 #include "migration-framework.h"
+#include "mig-stream.h"
 
 /* ---------------------------------------------------------------------- */
 /* Huge pages */
@@ -340,6 +341,92 @@ static void test_parameters_shape(void)
     gw_vm_free(vm);
 }
 
+/* ---------------------------------------------------------------------- */
+/* A full UART receive FIFO */
+
+/* The serial record's FIFO in a stream file: its bytes (g_byte_array_unref). */
+static GByteArray *stream_serial_fifo(const char *file)
+{
+    g_autofree char *data = NULL;
+    gsize len;
+    const MigRec *r;
+    GByteArray *fifo = g_byte_array_new();
+
+    g_assert_true(g_file_get_contents(file, &data, &len, NULL));
+    MigStreamFile *f = mig_stream_split(g_bytes_new_take(g_steal_pointer(&data), len));
+    r = mig_stream_find(f, MIG_REC_SECTION_FULL, "serial");
+    g_assert_nonnull(r);
+    /* 04, be32 id, cstr "serial", be32 instance, be32 version, be32 len, payload */
+    const guint8 *rec = (const guint8 *)g_bytes_get_data(f->bytes, NULL) + r->off;
+    const guint8 *v = rec + 1 + 4 + 7 + 4;
+    guint32 version = (guint32)v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3];
+    const guint8 *payload = v + 8;
+    /* 12 register bytes, the count (version 1: u8, 2: be16), the FIFO from its head. */
+    g_assert_true(version == 1 || version == 2);
+    guint count = version == 1 ? payload[12] : (guint)(payload[12] << 8 | payload[13]);
+    g_byte_array_append(fifo, payload + 12 + version, count);
+    mig_stream_file_free(f);
+    return fifo;
+}
+
+/*
+ * 300 bytes arrive on COM1 of a guest that never reads them: the FIFO
+ * holds the first 256. They must all survive a migration (to a stream
+ * file), a load into another VM, and that VM's own migration: the record
+ * used to count them in a byte and kept 255.
+ */
+static void test_serial_fifo_full(void)
+{
+    const char *idle = gw_require_guest("GW_IDLE_GUEST");
+    g_autofree char *file1 = NULL, *file2 = NULL, *sock = NULL;
+    g_autofree char *uri = NULL, *args = NULL;
+    guint8 in[300];
+    GwVM *src, *dst;
+
+    if (!idle || !mig_require(false)) {
+        return;
+    }
+    src = gw_vm_startf("-m 32M -kernel '%s' -serial unix:@DIR@/ser.sock,server=on,wait=off",
+                       idle);
+    mig_set_caps(src, "events", true);
+    sock = gw_vm_path(src, "ser.sock");
+    MigRawSource *ser = mig_raw_connect(sock, 10000);
+    for (guint i = 0; i < sizeof(in); i++) {
+        in[i] = (guint8)(i * 13 + 1);
+    }
+    g_assert_true(mig_raw_write(ser, in, sizeof(in)));
+    /* Let the main loop take the input in before the VM stops. */
+    mig_sleep_events(src, 500);
+
+    file1 = gw_vm_path(src, "one.bin");
+    uri = g_strdup_printf("exec:cat > %s", file1);
+    json_node_unref(gw_qmp_assert_success(src,
+        "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri));
+    mig_wait_status(src, "completed", MIG_DEFAULT_TIMEOUT_MS);
+    g_autoptr(GByteArray) one = stream_serial_fifo(file1);
+    g_test_message("FIFO in the first stream: %u bytes", one->len);
+    g_assert_cmpmem(one->data, one->len, in, 256);
+
+    /* Into another VM and out again. */
+    args = g_strdup_printf("-m 32M -S -incoming 'exec:cat %s'", file1);
+    GwVMOpts o = { .name = "dst", .args = args };
+    dst = gw_vm_start(&o);
+    mig_set_caps(dst, "events", true);
+    mig_poll_status(dst, "completed", MIG_DEFAULT_TIMEOUT_MS);
+    gw_qmp_clear_events(dst);      /* the incoming side's MIGRATION events */
+    file2 = gw_vm_path(dst, "two.bin");
+    g_free(uri);
+    uri = g_strdup_printf("exec:cat > %s", file2);
+    json_node_unref(gw_qmp_assert_success(dst,
+        "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri));
+    mig_wait_status(dst, "completed", MIG_DEFAULT_TIMEOUT_MS);
+    g_autoptr(GByteArray) two = stream_serial_fifo(file2);
+    g_assert_cmpmem(two->data, two->len, in, 256);
+    mig_raw_close(ser);
+    gw_vm_free(dst);
+    gw_vm_free(src);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -349,5 +436,6 @@ int main(int argc, char **argv)
     mig_add_test("/migration/precopy/bandwidth-top", test_precopy_bandwidth_top, false);
     mig_add_test("/migration/postcopy/bandwidth-top", test_postcopy_bandwidth_top, false);
     mig_add_test("/migration/qmp/parameters", test_parameters_shape, false);
+    mig_add_test("/migration/serial/fifo-full", test_serial_fifo_full, false);
     return g_test_run();
 }
