@@ -54,6 +54,8 @@ static void usage(FILE *f)
         "  --count N              generate: stop after N frames (default: never)\n"
         "  --frame-size N         generate: frame length in bytes, %u..%u (default 128)\n"
         "  --stream N             generate: numbered-frame stream id (default 32768)\n"
+        "  --start-paused         generate: wait for SIGUSR1, which pauses and resumes\n"
+        "                         generating\n"
         "  --postcopy             offer PAGEFAULT, i.e. support postcopy live migration\n"
         "  --reconnect            keep serving after the front-end disconnects\n"
         "  --connect-timeout MS   with --client: give up after MS milliseconds (default:\n"
@@ -99,6 +101,7 @@ static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t
 static void parse_args(int argc, char **argv, Options *o)
 {
     enum { O_SOCKET = 256, O_CLIENT, O_MODE, O_MACSWAP, O_RATE, O_COUNT, O_FRAME, O_STREAM,
+           O_PAUSED,
            O_POSTCOPY, O_RECONNECT, O_CTIMEOUT, O_STATS, O_INTERVAL, O_VERBOSE, O_QUIET, O_HELP };
     static const struct option longopts[] = {
         { "socket-path", required_argument, NULL, O_SOCKET },
@@ -109,6 +112,7 @@ static void parse_args(int argc, char **argv, Options *o)
         { "count", required_argument, NULL, O_COUNT },
         { "frame-size", required_argument, NULL, O_FRAME },
         { "stream", required_argument, NULL, O_STREAM },
+        { "start-paused", no_argument, NULL, O_PAUSED },
         { "postcopy", no_argument, NULL, O_POSTCOPY },
         { "reconnect", no_argument, NULL, O_RECONNECT },
         { "connect-timeout", required_argument, NULL, O_CTIMEOUT },
@@ -161,6 +165,9 @@ static void parse_args(int argc, char **argv, Options *o)
         case O_STREAM:
             o->net.stream = (uint16_t)parse_u64("--stream", optarg, 0, 65535);
             break;
+        case O_PAUSED:
+            o->net.start_paused = true;
+            break;
         case O_POSTCOPY:
             o->postcopy = true;
             break;
@@ -202,6 +209,9 @@ static void parse_args(int argc, char **argv, Options *o)
     }
     if (!o->socket_path) {
         bad_arg("--socket-path is required");
+    }
+    if (o->net.start_paused && o->net.mode != NET_MODE_GENERATE) {
+        bad_arg("--start-paused only applies with --mode generate");
     }
     if (o->connect_timeout_ms >= 0 && !o->client) {
         bad_arg("--connect-timeout only applies with --client");
@@ -292,6 +302,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
@@ -366,9 +377,15 @@ int main(int argc, char **argv)
         }
         if (p[0].revents) {
             struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-                why = strsignal((int)si.ssi_signo);
+            if (read(sfd, &si, sizeof(si)) != sizeof(si)) {
+                continue;
             }
+            if (si.ssi_signo == SIGUSR1) {
+                bool on = net_backend_toggle(&nb);
+                fprintf(stderr, PROG ": generating %s\n", on ? "resumed" : "paused");
+                continue;
+            }
+            why = strsignal((int)si.ssi_signo);
         }
         if (p[1].revents) {
             why = "the front-end disconnected";

@@ -44,6 +44,7 @@ bool net_backend_init(NetBackend *nb, const NetConfig *cfg, VubError *err)
     nb->cfg = *cfg;
     nb->hdr_len = VIRTIO_NET_HDR_LEN;
     nb->timer_fd = -1;
+    atomic_init(&nb->generating, !cfg->start_paused);
     if (!frame_check_init(&nb->check)) {
         snprintf(err->msg, sizeof(err->msg), "out of memory for the frame checker");
         return false;
@@ -213,8 +214,16 @@ static void on_timer(VubDev *dev, int fd, void *opaque)
     if (read(fd, &expirations, sizeof(expirations)) < 0) {
         return;
     }
-    if (!vub_queue_ready(nb->dev, NET_RXQ)) {
+    bool on = atomic_load(&nb->generating);
+    if (!vub_queue_ready(nb->dev, NET_RXQ) || !on) {
+        nb->gen_was_on = false;
         return;
+    }
+    if (!nb->gen_was_on) {
+        /* The rate counts from when generating (re)started. */
+        nb->gen_was_on = true;
+        nb->gen_start_ns = now_ns();
+        nb->gen_attempts = 0;
     }
     if (nb->cfg.rate == 0) {
         generate(nb, UINT64_MAX, true);
@@ -241,7 +250,8 @@ void net_backend_kick(VubDev *dev, unsigned qidx, void *opaque)
     (void)dev;
     if (qidx == NET_TXQ) {
         process_tx(nb);
-    } else if (qidx == NET_RXQ && nb->cfg.mode == NET_MODE_GENERATE && nb->cfg.rate == 0) {
+    } else if (qidx == NET_RXQ && nb->cfg.mode == NET_MODE_GENERATE && nb->cfg.rate == 0 &&
+               atomic_load(&nb->generating)) {
         generate(nb, UINT64_MAX, true);
     }
 }
@@ -261,6 +271,14 @@ void net_backend_queue_state(VubDev *dev, unsigned qidx, bool started, void *opa
         nb->gen_start_ns = now_ns();
         nb->gen_attempts = 0;
     }
+}
+
+bool net_backend_toggle(NetBackend *nb)
+{
+    bool on = !atomic_load(&nb->generating);
+
+    atomic_store(&nb->generating, on);
+    return on;
 }
 
 void net_backend_rarp(VubDev *dev, const uint8_t mac[6], void *opaque)

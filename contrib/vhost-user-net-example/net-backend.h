@@ -30,6 +30,7 @@ typedef struct NetConfig {
     uint64_t count;             /* generate: stop after this many frames (0: never) */
     uint32_t frame_len;         /* generate: bytes per frame, Ethernet header included */
     uint16_t stream;            /* generate: the numbered-frame stream id */
+    bool start_paused;          /* generate: wait for net_backend_toggle() */
 } NetConfig;
 
 typedef struct NetCounters {
@@ -47,12 +48,14 @@ typedef struct NetBackend {
     NetConfig cfg;
     NetCounters counters;
     FrameCheck check;           /* numbered frames seen on TX */
+    atomic_bool generating;     /* generate: on (any thread may toggle it) */
     /* Data thread only. */
     VubDev *dev;
     unsigned hdr_len;           /* 12 with VERSION_1 or MRG_RXBUF, else 10 */
     uint64_t gen_start_ns;      /* generate: when RX became ready */
     uint64_t gen_attempts;      /* generate: frames due so far (sent or dropped) */
     uint64_t gen_seq;
+    bool gen_was_on;            /* generating, as the data thread last saw it */
     int timer_fd;
     VubElem tx_elem, rx_elem;
     uint8_t frame[NET_MAX_FRAME];
@@ -65,6 +68,8 @@ bool net_backend_init(NetBackend *nb, const NetConfig *cfg, VubError *err);
 /* After vub_new: hook the callbacks' device and the generator's timer. */
 bool net_backend_attach(NetBackend *nb, VubDev *dev, VubError *err);
 void net_backend_cleanup(NetBackend *nb);
+/* Generate mode: pause or resume generating (e.g. on SIGUSR1); returns the new state. */
+bool net_backend_toggle(NetBackend *nb);
 /* Library callbacks (VubOps members; opaque = NetBackend *). Data thread / lock held. */
 void net_backend_kick(VubDev *dev, unsigned qidx, void *opaque);
 void net_backend_queue_state(VubDev *dev, unsigned qidx, bool started, void *opaque);

@@ -144,7 +144,7 @@ static Run *run_new(void)
 {
     Run *r = g_new0(Run, 1);
 
-    r->dir = g_dir_make_tmp("gw-vu-dpdk-XXXXXX", NULL);
+    r->dir = g_dir_make_tmp("vub-dpdk-XXXXXX", NULL);
     g_assert_nonnull(r->dir);
     r->sock = run_path(r, "vhost.sock");
     r->prefix = g_path_get_basename(r->dir);

@@ -66,7 +66,7 @@ static Example *example_start(const char *args)
     g_autoptr(GError) err = NULL;
     g_auto(GStrv) extra = NULL;
 
-    ex->dir = g_dir_make_tmp("gw-vu-XXXXXX", &err);
+    ex->dir = g_dir_make_tmp("vub-XXXXXX", &err);
     g_assert_no_error(err);
     ex->sock = g_build_filename(ex->dir, "vhost.sock", NULL);
     ex->out = g_build_filename(ex->dir, "stdout.log", NULL);
@@ -256,7 +256,7 @@ static void test_cmdline(void)
     };
 
     for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autofree char *dir = g_dir_make_tmp("gw-vu-XXXXXX", NULL);
+        g_autofree char *dir = g_dir_make_tmp("vub-XXXXXX", NULL);
         g_autofree char *out = g_build_filename(dir, "out", NULL);
         g_autofree char *errp = g_build_filename(dir, "err", NULL);
         g_auto(GStrv) extra = NULL;
@@ -403,7 +403,7 @@ static void test_generate(void)
 
 static void test_reflect_client(void)
 {
-    g_autofree char *dir = g_dir_make_tmp("gw-vu-XXXXXX", NULL);
+    g_autofree char *dir = g_dir_make_tmp("vub-XXXXXX", NULL);
     g_autofree char *path = g_build_filename(dir, "fe.sock", NULL);
     g_autofree char *out_path = g_build_filename(dir, "out", NULL);
     g_autofree char *err_path = g_build_filename(dir, "err", NULL);

@@ -7,7 +7,7 @@
  * progress line every second and a final line, both "key=value".
  *
  *   vu-guest-frames [--count N (0: until killed)] [--rate FPS] [--size BYTES]
- *                   [--stream ID] [--linger MS] [IFNAME]
+ *                   [--stream ID] [--linger MS] [--down] [--idle [--dirty PAGES]] [IFNAME]
  */
 #include "frame-check.h"
 #include "net/numbered-frame.h"
@@ -80,6 +80,8 @@ static void report(const char *what, uint64_t sent, uint64_t received, FrameChec
 int main(int argc, char **argv)
 {
     uint64_t count = 1000, rate = 500, linger_ms = 2000;
+    bool idle = false, down = false;
+    uint64_t dirty_pages = 0;
     uint32_t size = 256;
     uint16_t stream = 1;
     char ifname[IF_NAMESIZE] = "";
@@ -99,6 +101,12 @@ int main(int argc, char **argv)
             stream = (uint16_t)strtoul(v, NULL, 0), i++;
         } else if (!strcmp(a, "--linger") && v) {
             linger_ms = strtoull(v, NULL, 0), i++;
+        } else if (!strcmp(a, "--idle")) {
+            idle = true;
+        } else if (!strcmp(a, "--down")) {
+            down = true;
+        } else if (!strcmp(a, "--dirty") && v) {
+            dirty_pages = strtoull(v, NULL, 0), i++;
         } else if (a[0] != '-') {
             snprintf(ifname, sizeof(ifname), "%s", a);
         } else {
@@ -127,6 +135,43 @@ int main(int argc, char **argv)
     }
     uint8_t mac[6];
     memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    if (down) {
+        /*
+         * The RX buffers the driver posted stay with the device, which may
+         * fill them; the guest never looks at them while the link is down.
+         */
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+            die("SIOCGIFFLAGS");
+        }
+        ifr.ifr_flags &= ~IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+            die("SIOCSIFFLAGS");
+        }
+    }
+    if (idle) {
+        /*
+         * Send nothing: migration tests watch what a back-end writes. With
+         * --dirty N the guest touches N pages a second of a 16 MiB buffer,
+         * so a migration on a slower link cannot converge until told.
+         */
+        static uint8_t area[16 << 20];
+        size_t page = 0, pages = sizeof(area) / 4096;
+        printf("vu-guest: %s %s, idle, dirtying %llu pages/s\n", ifname, down ? "down" : "up",
+               (unsigned long long)dirty_pages);
+        fflush(stdout);
+        for (;;) {
+            if (!dirty_pages) {
+                pause();
+                continue;
+            }
+            uint64_t n = dirty_pages / 100 ? dirty_pages / 100 : 1;
+            for (uint64_t k = 0; k < n; k++) {
+                area[page * 4096]++;
+                page = (page + 1) % pages;
+            }
+            usleep(10000);
+        }
+    }
     struct sockaddr_ll sll = {
         .sll_family = AF_PACKET, .sll_protocol = htons(NF_ETHERTYPE), .sll_ifindex = ifindex,
     };
