@@ -254,7 +254,7 @@ static void gw_fatal_signal(int sig)
         }
         sig_puts(") ====\n");
         sig_dump_tail(c->dir, "stderr.log", 2048);
-        sig_dump_tail(c->dir, "serial.log", 1024);
+        sig_dump_tail(c->dir, "serial.log", 4096);
         if (!gw_keep_tmp) {
             sig_rm_dir(c->dir);
         }
@@ -274,7 +274,8 @@ static void gw_atexit(void)
 
 static void gw_install_handlers(void)
 {
-    static const int sigs[] = { SIGABRT, SIGTERM, SIGINT, SIGHUP };
+    /* g_error() ends a test with SIGTRAP, g_assert() with SIGABRT. */
+    static const int sigs[] = { SIGABRT, SIGTRAP, SIGTERM, SIGINT, SIGHUP };
     struct sigaction sa = { .sa_handler = gw_fatal_signal };
 
     if (gw_handlers_installed) {
@@ -2000,6 +2001,28 @@ static const char *serial_find(GwVM *vm, gsize from, const char *needle)
                   strlen(needle));
 }
 
+/*
+ * A guest that went quiet: print what its VMM says it is doing (run state,
+ * vCPU registers) before the test fails, so a hang can be told from a slow
+ * host. Best effort: a monitor that does not answer ends the report (the
+ * failure message was printed before).
+ */
+static void vm_report_quiet_guest(GwVM *vm)
+{
+    static bool busy;
+
+    if (busy || !vm->qmp || !gw_vm_running(vm)) {
+        return;
+    }
+    busy = true;
+    vm->qmp->timeout_ms = 5000;
+    g_autofree char *status = gw_hmp(vm, "info status");
+    g_test_message("%s: %s", vm->name, status);
+    g_autofree char *regs = gw_hmp(vm, "info registers -a");
+    g_test_message("%s: info registers -a:\n%s", vm->name, regs);
+    busy = false;
+}
+
 gsize gw_serial_wait_for_from(GwVM *vm, gsize from, const char *needle,
                               int timeout_ms)
 {
@@ -2022,6 +2045,9 @@ gsize gw_serial_wait_for_from(GwVM *vm, gsize from, const char *needle,
                     vm->name, st, needle);
         }
         if (g_get_monotonic_time() >= deadline) {
+            g_test_message("%s: \"%s\" did not appear on the serial port within %d ms",
+                           vm->name, needle, t);
+            vm_report_quiet_guest(vm);
             gw_fail("%s: \"%s\" did not appear on the serial port within %d ms "
                     "(log has %zu bytes, tail: \"%s\")", vm->name, needle, t,
                     vm->serial->len, str_tail(vm->serial->str, 300));
