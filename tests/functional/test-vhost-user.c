@@ -220,6 +220,35 @@ static void test_high_ram(void)
     env_free(&e);
 }
 
+/* memory-backend-file,share=on (a file on tmpfs) is shareable too: same fd, its offset. */
+static void test_file_backend(void)
+{
+    Env e;
+
+    if (!env_init(&e, GW_VU_EXAMPLE, "file")) {
+        return;
+    }
+    g_autofree char *ram = g_build_filename(e.dir, "guest-ram", NULL);
+    g_autofree char *base = gw_vu_vm_args(e.gwos, 128, e.sock, true, 0, "work=idle", NULL);
+    /* The same command line with a file backend in place of the memfd. */
+    g_autofree char *memfd = g_strdup("memory-backend-memfd,id=mem,size=128M,share=on");
+    g_autofree char *file = g_strdup_printf("memory-backend-file,id=mem,size=128M,"
+                                            "mem-path=%s,share=on", ram);
+    g_auto(GStrv) parts = g_strsplit(base, memfd, 2);
+    g_assert_cmpuint(g_strv_length(parts), ==, 2);
+    g_autofree char *args = g_strconcat(parts[0], file, parts[1], NULL);
+    GwVMOpts o = { .name = "vu", .args = args, .start_timeout_ms = gw_timeout(60000) };
+
+    e.be = start_backend(&e, "backend", true);
+    e.vm = gw_vm_start(&o);
+    gw_vu_wait_log(e.be, "region 0: guest 0x0-0x7ffffff, 128 MiB", gw_timeout(60000));
+    gw_serial_wait_for(e.vm, MAC_LINE, gw_timeout(BOOT_MS));
+    GwosNetResults r = wait_rx(e.vm, 300, 60000);
+    assert_clean(&r);
+    g_assert_cmpuint(r.lost, ==, 0);
+    env_free(&e);
+}
+
 static void test_reset(void)
 {
     Env e;
@@ -334,6 +363,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/vhost-user/testpmd/boot", GINT_TO_POINTER(GW_VU_TESTPMD), test_boot);
     g_test_add_data_func("/vhost-user/example/boot", GINT_TO_POINTER(GW_VU_EXAMPLE), test_boot);
     g_test_add_func("/vhost-user/example/high-ram", test_high_ram);
+    g_test_add_func("/vhost-user/example/file-backend", test_file_backend);
     g_test_add_func("/vhost-user/example/reset", test_reset);
     g_test_add_data_func("/vhost-user/example/reconnect/server", GINT_TO_POINTER(1),
                          test_reconnect);
