@@ -19,127 +19,6 @@
 #include <glib-unix.h>
 #include <signal.h>
 
-static GMainLoop *main_loop;
-static GPollFunc glib_poll;
-static int exit_status;
-static bool no_reboot, no_shutdown;
-static const char *shutdown_reason;
-static bool shutdown_guest;
-
-static gint poll_without_bql(GPollFD *fds, guint nfds, gint timeout)
-{
-    gint r;
-
-    bql_unlock();
-    r = glib_poll(fds, nfds, timeout);
-    bql_lock();
-    return r;
-}
-
-void main_loop_schedule(GSourceFunc fn, gpointer data)
-{
-    g_idle_add_full(G_PRIORITY_HIGH, fn, data, NULL);
-}
-
-static void emit_shutdown_event(const char *name, bool guest, const char *reason)
-{
-    JsonObject *data = json_object_new();
-    json_object_set_boolean_member(data, "guest", guest);
-    json_object_set_string_member(data, "reason", reason);
-    qmp_event_emit(name, data);
-}
-
-static gboolean do_shutdown(gpointer opaque)
-{
-    if (shutdown_guest && no_shutdown) {
-        /* -no-shutdown: keep the process, stop the guest. */
-        emit_shutdown_event("SHUTDOWN", true, shutdown_reason);
-        vm_stop(RUN_STATE_SHUTDOWN);
-        return G_SOURCE_REMOVE;
-    }
-    emit_shutdown_event("SHUTDOWN", shutdown_guest, shutdown_reason);
-    g_main_loop_quit(main_loop);
-    return G_SOURCE_REMOVE;
-}
-
-void qemu_system_shutdown_request(const char *reason)
-{
-    shutdown_reason = reason;
-    shutdown_guest = false;
-    main_loop_schedule(do_shutdown, NULL);
-}
-
-void qemu_system_shutdown_request_guest(void)
-{
-    shutdown_reason = "guest-shutdown";
-    shutdown_guest = true;
-    main_loop_schedule(do_shutdown, NULL);
-}
-
-static gboolean do_exit(gpointer opaque)
-{
-    exit_status = GPOINTER_TO_INT(opaque);
-    g_main_loop_quit(main_loop);
-    return G_SOURCE_REMOVE;
-}
-
-void qemu_system_exit_request(int status)
-{
-    main_loop_schedule(do_exit, GINT_TO_POINTER(status));
-}
-
-static gboolean do_reset(gpointer opaque)
-{
-    Machine *ms = current_machine;
-    bool guest = GPOINTER_TO_INT(opaque);
-    bool was_running = runstate_is_running();
-    g_autoptr(GError) err = NULL;
-
-    if (guest && no_reboot) {
-        shutdown_reason = "guest-reset";
-        shutdown_guest = true;
-        return do_shutdown(NULL);
-    }
-    if (runstate_get() == RUN_STATE_INMIGRATE) {
-        return G_SOURCE_REMOVE;
-    }
-    cpus_pause_all();
-    if (!pc_machine_reset(ms, &err)) {
-        fprintf(stderr, "godwit: system reset failed: %s\n", err->message);
-        runstate_set(RUN_STATE_INTERNAL_ERROR);
-        return G_SOURCE_REMOVE;
-    }
-    emit_shutdown_event("RESET", guest, guest ? "guest-reset" : "host-qmp-system-reset");
-    if (was_running) {
-        cpus_resume_all();
-    }
-    return G_SOURCE_REMOVE;
-}
-
-void qemu_system_reset_request(void)
-{
-    main_loop_schedule(do_reset, GINT_TO_POINTER(1));
-}
-
-void qemu_system_reset_request_host(void)
-{
-    main_loop_schedule(do_reset, GINT_TO_POINTER(0));
-}
-
-static gboolean do_internal_error(gpointer opaque)
-{
-    g_autofree char *why = opaque;
-
-    fprintf(stderr, "godwit: %s\n", why);
-    vm_stop(RUN_STATE_INTERNAL_ERROR);
-    return G_SOURCE_REMOVE;
-}
-
-void qemu_system_internal_error(const char *why)
-{
-    main_loop_schedule(do_internal_error, g_strdup(why));
-}
-
 static gboolean on_signal(gpointer opaque)
 {
     qemu_system_shutdown_request("host-signal");
@@ -182,8 +61,6 @@ int main(int argc, char **argv)
         godwit_options_free(o);
         return 0;
     }
-    no_reboot = o->no_reboot;
-    no_shutdown = o->no_shutdown;
     if (!o->kernel && !o->incoming && strcmp(o->machine_type, "none") != 0) {
         fprintf(stderr, "godwit: no -kernel given (godwit boots Multiboot kernels; "
                 "use -incoming to receive a migration)\n");
@@ -210,9 +87,7 @@ int main(int argc, char **argv)
     }
 
     bql_lock();
-    glib_poll = g_main_context_get_poll_func(NULL);
-    g_main_context_set_poll_func(NULL, poll_without_bql);
-    main_loop = g_main_loop_new(NULL, FALSE);
+    main_loop_init(o->no_reboot, o->no_shutdown);
 
     for (guint i = 0; i < o->chardevs->len; i++) {
         if (!chardev_new_from_opts(g_ptr_array_index(o->chardevs, i), &err)) {
@@ -341,7 +216,7 @@ int main(int argc, char **argv)
         vm_start();
     }
 
-    g_main_loop_run(main_loop);
+    int exit_status = main_loop_run();
 
     /*
      * Leave without joining vCPU threads: a vCPU may sleep on a page that

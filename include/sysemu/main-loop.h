@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Requests other threads make of the main loop (guest shutdown/reset from a
+ * The main loop (system/main-loop-requests.c) and the requests other
+ * threads make of it (guest shutdown/reset from a
  * vCPU, an exit status from debug-exit). They are queued and acted on by
  * the main thread with the BQL held.
  */
@@ -8,6 +9,11 @@
 #define GODWIT_MAIN_LOOP_H
 
 #include "qemu/osdep.h"
+
+/* main(): create the loop (BQL held; poll() runs without it). */
+void main_loop_init(bool no_reboot, bool no_shutdown);
+/* main(): run until a shutdown or exit request; returns the exit status. */
+int main_loop_run(void);
 
 /* Run @fn(@data) on the main thread with the BQL held. Any thread. */
 void main_loop_schedule(GSourceFunc fn, gpointer data);
