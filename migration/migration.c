@@ -1253,7 +1253,7 @@ static bool incoming_request_page(void *opaque, uint64_t offset, uint32_t len)
     return ok;
 }
 
-static const PostcopyHooks incoming_pc_hooks = {
+static const PostcopyHooks incoming_postcopy_hooks = {
     .request_page = incoming_request_page,
 };
 
@@ -1301,7 +1301,7 @@ static int incoming_postcopy_advise(void *opaque, uint64_t summary, uint64_t tar
         error_setg(errp, "postcopy needs a return path, and the source opened none");
         return -1;
     }
-    return ram_postcopy_incoming_advise(summary, target, &incoming_pc_hooks, is, errp) ? 0 : -1;
+    return ram_postcopy_incoming_advise(summary, target, &incoming_postcopy_hooks, is, errp) ? 0 : -1;
 }
 
 static int incoming_postcopy_discard(void *opaque, const char *block, const MigDiscardRange *r,

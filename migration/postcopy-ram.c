@@ -32,12 +32,12 @@
 #endif
 
 /* What backs the block; decides features, discard method and zero pages. */
-typedef enum PcMemKind {
+typedef enum PostcopyMemKind {
     PC_MEM_ANON_PRIVATE,
     PC_MEM_ANON_SHARED,   /* MAP_SHARED|MAP_ANONYMOUS: shmem without an fd */
     PC_MEM_SHMEM,         /* memfd or a file on tmpfs */
     PC_MEM_HUGETLB,
-} PcMemKind;
+} PostcopyMemKind;
 
 /*
  * Latency histogram for percentiles: values below 16 ns exact, above that
@@ -48,33 +48,33 @@ typedef enum PcMemKind {
 #define LAT_SUB       (1u << LAT_SUB_BITS)
 #define LAT_NBUCKETS  (LAT_SUB + (64 - LAT_SUB_BITS) * LAT_SUB)
 
-typedef struct PcLatHist {
+typedef struct PostcopyLatHist {
     uint64_t faults;
     uint64_t total_ns;
     uint64_t max_ns;
     uint64_t hist[LAT_NBUCKETS];
-} PcLatHist;
+} PostcopyLatHist;
 
 /* One thread waiting on a pending page. */
-typedef struct PcWaiter {
+typedef struct PostcopyWaiter {
     int cpu;              /* vCPU index, -1 for any other thread */
     int64_t t_ns;         /* when we read its fault */
-} PcWaiter;
+} PostcopyWaiter;
 
 /* A host page that was requested (or will be on resume) and is not placed. */
-typedef struct PcPending {
+typedef struct PostcopyPending {
     uint64_t offset;
     bool sent;            /* request_page succeeded at least once */
     unsigned nwait, cap;
-    PcWaiter *wait;
-} PcPending;
+    PostcopyWaiter *wait;
+} PostcopyPending;
 
-typedef struct PcExternal {
+typedef struct PostcopyExternal {
     int fd;
     PostcopyExternalFaultFn handler;    /* either a raw handler... */
     const PostcopyExternalOps *ops;     /* ...or translate/wake callbacks */
     void *opaque;
-} PcExternal;
+} PostcopyExternal;
 
 struct PostcopyIncoming {
     /* Set at creation, then read-only. */
@@ -82,7 +82,7 @@ struct PostcopyIncoming {
     uint8_t *host;
     uint64_t size;
     size_t hps;                  /* host page size */
-    PcMemKind kind;
+    PostcopyMemKind kind;
     unsigned long *received;     /* the RAM loader's bitmap; atomic, see header */
     size_t npages_target;
     PostcopyHooks hooks;
@@ -97,7 +97,7 @@ struct PostcopyIncoming {
     bool thread_started;
     bool nohugepage;             /* we cleared THP on the block */
     pthread_t fault_thread;
-    GArray *externals;           /* PcExternal; fixed once listening */
+    GArray *externals;           /* PostcopyExternal; fixed once listening */
     int quit;                    /* atomic: fault thread must exit */
 
     /* Everything below is protected by @lock. */
@@ -108,10 +108,10 @@ struct PostcopyIncoming {
     GMutex place_lock;
     GMutex lock;
     bool paused;
-    GHashTable *pending;         /* host page offset -> PcPending */
+    GHashTable *pending;         /* host page offset -> PostcopyPending */
     uint64_t missing;            /* target pages whose received bit is clear */
     PostcopyStats st;            /* counters (latency fields filled on read) */
-    PcLatHist lat_vcpu, lat_other;
+    PostcopyLatHist lat_vcpu, lat_other;
 
     /* Blocktime: per vCPU, and the time all vCPUs were blocked at once. */
     int nvcpus;
@@ -126,7 +126,7 @@ struct PostcopyIncoming {
     uint64_t total_blocked_ns;
 };
 
-static inline int64_t pc_now_ns(void)
+static inline int64_t postcopy_now_ns(void)
 {
     struct timespec ts;
 
@@ -136,7 +136,7 @@ static inline int64_t pc_now_ns(void)
 
 /* ---- received bitmap (atomic words: readers may look without our lock) ---- */
 
-static bool pc_host_page_received(PostcopyIncoming *pi, uint64_t offset)
+static bool postcopy_host_page_received(PostcopyIncoming *pi, uint64_t offset)
 {
     uint64_t first = offset / GW_PAGE_SIZE;
     uint64_t n = pi->hps / GW_PAGE_SIZE;
@@ -151,7 +151,7 @@ static bool pc_host_page_received(PostcopyIncoming *pi, uint64_t offset)
 }
 
 /* Set or clear bits for target pages [first, first + n); returns bits that changed. */
-static uint64_t pc_bits_update(unsigned long *map, uint64_t first, uint64_t n, bool set)
+static uint64_t postcopy_bits_update(unsigned long *map, uint64_t first, uint64_t n, bool set)
 {
     uint64_t changed = 0;
 
@@ -176,7 +176,7 @@ static uint64_t pc_bits_update(unsigned long *map, uint64_t first, uint64_t n, b
 }
 
 /* Target pages whose received bit is clear. */
-static uint64_t pc_count_missing(const unsigned long *map, size_t npages)
+static uint64_t postcopy_count_missing(const unsigned long *map, size_t npages)
 {
     uint64_t missing = npages;
 
@@ -214,7 +214,7 @@ static uint64_t lat_value(unsigned idx)
     return (1ULL << e) + sub * width + width / 2;
 }
 
-static void lat_add(PcLatHist *h, uint64_t ns)
+static void lat_add(PostcopyLatHist *h, uint64_t ns)
 {
     h->faults++;
     h->total_ns += ns;
@@ -222,7 +222,7 @@ static void lat_add(PcLatHist *h, uint64_t ns)
     h->hist[lat_index(ns)]++;
 }
 
-static uint64_t lat_percentile(const PcLatHist *a, const PcLatHist *b, uint64_t count,
+static uint64_t lat_percentile(const PostcopyLatHist *a, const PostcopyLatHist *b, uint64_t count,
                                uint64_t max, unsigned pct)
 {
     uint64_t rank = GW_DIV_ROUND_UP(count * pct, 100);
@@ -241,7 +241,7 @@ static uint64_t lat_percentile(const PcLatHist *a, const PcLatHist *b, uint64_t 
     return max;
 }
 
-static void lat_summary(const PcLatHist *a, const PcLatHist *b, PostcopyLatency *out)
+static void lat_summary(const PostcopyLatHist *a, const PostcopyLatHist *b, PostcopyLatency *out)
 {
     out->faults = a->faults + (b ? b->faults : 0);
     out->total_ns = a->total_ns + (b ? b->total_ns : 0);
@@ -253,7 +253,7 @@ static void lat_summary(const PcLatHist *a, const PcLatHist *b, PostcopyLatency 
 
 /* ---- blocktime (lock held) ---- */
 
-static int pc_tid_to_cpu_locked(PostcopyIncoming *pi, uint32_t tid)
+static int postcopy_tid_to_cpu_locked(PostcopyIncoming *pi, uint32_t tid)
 {
     if (!tid || !pi->tid_to_cpu) {
         return -1;
@@ -261,7 +261,7 @@ static int pc_tid_to_cpu_locked(PostcopyIncoming *pi, uint32_t tid)
     return GPOINTER_TO_INT(g_hash_table_lookup(pi->tid_to_cpu, GUINT_TO_POINTER(tid))) - 1;
 }
 
-static void pc_block_begin_locked(PostcopyIncoming *pi, int cpu, int64_t now)
+static void postcopy_block_begin_locked(PostcopyIncoming *pi, int cpu, int64_t now)
 {
     if (cpu < 0) {
         return;
@@ -275,7 +275,7 @@ static void pc_block_begin_locked(PostcopyIncoming *pi, int cpu, int64_t now)
 }
 
 /* A waiter of a placed page is released: blocktime and latency. */
-static void pc_block_end_locked(PostcopyIncoming *pi, const PcWaiter *w, int64_t now)
+static void postcopy_block_end_locked(PostcopyIncoming *pi, const PostcopyWaiter *w, int64_t now)
 {
     uint64_t lat = now > w->t_ns ? (uint64_t)(now - w->t_ns) : 0;
     uint64_t us = lat / 1000;
@@ -304,7 +304,7 @@ static void pc_block_end_locked(PostcopyIncoming *pi, const PcWaiter *w, int64_t
     }
 }
 
-static void pc_blocktime_free_locked(PostcopyIncoming *pi)
+static void postcopy_blocktime_free_locked(PostcopyIncoming *pi)
 {
     g_clear_pointer(&pi->tid_to_cpu, g_hash_table_destroy);
     g_clear_pointer(&pi->vcpu_nblocked, g_free);
@@ -325,7 +325,7 @@ static void pc_blocktime_free_locked(PostcopyIncoming *pi)
  * CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1; /dev/userfaultfd needs
  * only access to the device node.
  */
-static int pc_uffd_open(GError **errp)
+static int postcopy_uffd_open(GError **errp)
 {
     int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     int sys_err = errno;
@@ -353,7 +353,7 @@ static int pc_uffd_open(GError **errp)
 }
 
 /* UFFDIO_API with @features; the kernel's offered features in *@offered. */
-static bool pc_uffd_api(int fd, uint64_t features, uint64_t *offered, GError **errp)
+static bool postcopy_uffd_api(int fd, uint64_t features, uint64_t *offered, GError **errp)
 {
     struct uffdio_api api = { .api = UFFD_API, .features = features };
 
@@ -368,7 +368,7 @@ static bool pc_uffd_api(int fd, uint64_t features, uint64_t *offered, GError **e
     return true;
 }
 
-static PcMemKind pc_mem_kind(const RAMBlock *rb)
+static PostcopyMemKind postcopy_mem_kind(const RAMBlock *rb)
 {
     if (rb->hugetlb) {
         return PC_MEM_HUGETLB;
@@ -379,20 +379,20 @@ static PcMemKind pc_mem_kind(const RAMBlock *rb)
     return rb->shared ? PC_MEM_ANON_SHARED : PC_MEM_ANON_PRIVATE;
 }
 
-static const char *pc_backend_name(const RAMBlock *rb)
+static const char *postcopy_backend_name(const RAMBlock *rb)
 {
     return rb->backend_id ? rb->backend_id : rb->name;
 }
 
 /* The block itself: page size, file system. */
-static bool pc_check_block(const RAMBlock *rb, GError **errp)
+static bool postcopy_check_block(const RAMBlock *rb, GError **errp)
 {
     struct statfs fs;
 
     if (!rb->host || !rb->page_size || rb->page_size % GW_PAGE_SIZE ||
         rb->size % rb->page_size) {
         error_setg(errp, "Postcopy is not supported for memory backend '%s': its size %"
-                   PRIu64 " is not a multiple of its page size %zu", pc_backend_name(rb),
+                   PRIu64 " is not a multiple of its page size %zu", postcopy_backend_name(rb),
                    rb->size, rb->page_size);
         return false;
     }
@@ -400,19 +400,19 @@ static bool pc_check_block(const RAMBlock *rb, GError **errp)
         fs.f_type != HUGETLBFS_MAGIC) {
         error_setg(errp, "Postcopy is not supported for memory backend '%s': userfaultfd "
                    "cannot serve a file on a regular file system; use memory-backend-memfd "
-                   "or hugetlbfs", pc_backend_name(rb));
+                   "or hugetlbfs", postcopy_backend_name(rb));
         return false;
     }
     return true;
 }
 
 /* Features a block of @kind needs; THREAD_ID is added when offered. */
-static bool pc_features_for(const RAMBlock *rb, uint64_t offered, uint64_t *want,
+static bool postcopy_features_for(const RAMBlock *rb, uint64_t offered, uint64_t *want,
                             GError **errp)
 {
     uint64_t need = 0;
 
-    switch (pc_mem_kind(rb)) {
+    switch (postcopy_mem_kind(rb)) {
     case PC_MEM_ANON_PRIVATE:
         break;
     case PC_MEM_ANON_SHARED:
@@ -426,7 +426,7 @@ static bool pc_features_for(const RAMBlock *rb, uint64_t offered, uint64_t *want
     if ((offered & need) != need) {
         error_setg(errp, "Postcopy is not supported for memory backend '%s': this kernel's "
                    "userfaultfd cannot handle %s memory (needs a kernel with %s)",
-                   pc_backend_name(rb), need == UFFD_FEATURE_MISSING_SHMEM ? "shared" :
+                   postcopy_backend_name(rb), need == UFFD_FEATURE_MISSING_SHMEM ? "shared" :
                    "hugetlbfs", need == UFFD_FEATURE_MISSING_SHMEM ?
                    "UFFD_FEATURE_MISSING_SHMEM" : "UFFD_FEATURE_MISSING_HUGETLBFS");
         return false;
@@ -436,28 +436,28 @@ static bool pc_features_for(const RAMBlock *rb, uint64_t offered, uint64_t *want
 }
 
 /* Open a userfaultfd and negotiate what @rb needs. */
-static int pc_uffd_for_block(const RAMBlock *rb, uint64_t *features, GError **errp)
+static int postcopy_uffd_for_block(const RAMBlock *rb, uint64_t *features, GError **errp)
 {
     uint64_t offered = 0;
-    int fd = pc_uffd_open(errp);
+    int fd = postcopy_uffd_open(errp);
 
     if (fd < 0) {
         return -1;
     }
     /* Features can be negotiated once per fd: ask on a throwaway one first. */
-    if (!pc_uffd_api(fd, 0, &offered, errp)) {
+    if (!postcopy_uffd_api(fd, 0, &offered, errp)) {
         close(fd);
         return -1;
     }
     close(fd);
-    if (!pc_features_for(rb, offered, features, errp)) {
+    if (!postcopy_features_for(rb, offered, features, errp)) {
         return -1;
     }
-    fd = pc_uffd_open(errp);
+    fd = postcopy_uffd_open(errp);
     if (fd < 0) {
         return -1;
     }
-    if (!pc_uffd_api(fd, *features, NULL, errp)) {
+    if (!postcopy_uffd_api(fd, *features, NULL, errp)) {
         close(fd);
         return -1;
     }
@@ -478,14 +478,14 @@ static int pc_uffd_for_block(const RAMBlock *rb, uint64_t *features, GError **er
  *  others - ENOENT (range not registered / VMA gone), EFAULT (bad source),
  *           ENOMEM, ESRCH (mm exiting), EINVAL: fatal for the migration.
  */
-typedef enum PcIoctlResult {
+typedef enum PostcopyIoctlResult {
     PC_IOCTL_DONE,
     PC_IOCTL_PRESENT,
     PC_IOCTL_RETRY,
     PC_IOCTL_FATAL,
-} PcIoctlResult;
+} PostcopyIoctlResult;
 
-static PcIoctlResult pc_classify_errno(int err)
+static PostcopyIoctlResult postcopy_classify_errno(int err)
 {
     switch (err) {
     case 0:
@@ -505,7 +505,7 @@ static PcIoctlResult pc_classify_errno(int err)
  * zeros when @src is NULL (UFFDIO_ZEROPAGE). Wakes waiters. Returns DONE,
  * PRESENT or FATAL (errno in *@err).
  */
-static PcIoctlResult pc_uffd_fill(int uffd, uint8_t *dst, const void *src, uint64_t len,
+static PostcopyIoctlResult postcopy_uffd_fill(int uffd, uint8_t *dst, const void *src, uint64_t len,
                                   int *err)
 {
     uint64_t done = 0;
@@ -536,7 +536,7 @@ static PcIoctlResult pc_uffd_fill(int uffd, uint8_t *dst, const void *src, uint6
         if (moved > 0) {
             done += (uint64_t)moved;
         }
-        switch (pc_classify_errno(e)) {
+        switch (postcopy_classify_errno(e)) {
         case PC_IOCTL_DONE:
             if (moved <= 0) {
                 done = len;   /* defensive: success always means the whole rest */
@@ -559,7 +559,7 @@ static PcIoctlResult pc_uffd_fill(int uffd, uint8_t *dst, const void *src, uint6
     return PC_IOCTL_DONE;
 }
 
-static void pc_uffd_wake(int uffd, void *addr, uint64_t len)
+static void postcopy_uffd_wake(int uffd, void *addr, uint64_t len)
 {
     struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
 
@@ -570,13 +570,13 @@ static void pc_uffd_wake(int uffd, void *addr, uint64_t len)
 /* ---- probe ---- */
 
 /* A two-page scratch area of the same kind as @rb, or NULL (errno set). */
-static uint8_t *pc_scratch_map(const RAMBlock *rb, size_t hps, int *fdp)
+static uint8_t *postcopy_scratch_map(const RAMBlock *rb, size_t hps, int *fdp)
 {
     int fd = -1, flags;
     void *p;
 
     *fdp = -1;
-    switch (pc_mem_kind(rb)) {
+    switch (postcopy_mem_kind(rb)) {
     case PC_MEM_ANON_PRIVATE:
         p = mmap(NULL, 2 * hps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         return p == MAP_FAILED ? NULL : p;
@@ -614,7 +614,7 @@ static uint8_t *pc_scratch_map(const RAMBlock *rb, size_t hps, int *fdp)
 
 bool postcopy_ram_supported(const RAMBlock *rb, GError **errp)
 {
-    bool hugetlb = pc_mem_kind(rb) == PC_MEM_HUGETLB;
+    bool hugetlb = postcopy_mem_kind(rb) == PC_MEM_HUGETLB;
     size_t hps = rb->page_size;
     uint64_t features = 0;
     uint8_t *area = NULL;
@@ -622,14 +622,14 @@ bool postcopy_ram_supported(const RAMBlock *rb, GError **errp)
     int sfd = -1, uffd;
     bool ok = false;
 
-    if (!pc_check_block(rb, errp)) {
+    if (!postcopy_check_block(rb, errp)) {
         return false;
     }
-    uffd = pc_uffd_for_block(rb, &features, errp);
+    uffd = postcopy_uffd_for_block(rb, &features, errp);
     if (uffd < 0) {
         return false;
     }
-    area = pc_scratch_map(rb, hps, &sfd);
+    area = postcopy_scratch_map(rb, hps, &sfd);
     if (!area) {
         if (hugetlb) {
             /*
@@ -649,7 +649,7 @@ bool postcopy_ram_supported(const RAMBlock *rb, GError **errp)
     };
     if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
         error_setg(errp, "Postcopy is not supported for memory backend '%s': userfaultfd "
-                   "cannot register this kind of memory (%s)", pc_backend_name(rb),
+                   "cannot register this kind of memory (%s)", postcopy_backend_name(rb),
                    g_strerror(errno));
         goto out;
     }
@@ -658,7 +658,7 @@ bool postcopy_ram_supported(const RAMBlock *rb, GError **errp)
     if ((reg.ioctls & need) != need) {
         error_setg(errp, "Postcopy is not supported for memory backend '%s': userfaultfd "
                    "does not offer page copy and zero-page for this memory",
-                   pc_backend_name(rb));
+                   postcopy_backend_name(rb));
         goto out;
     }
     src = mmap(NULL, hps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -669,10 +669,10 @@ bool postcopy_ram_supported(const RAMBlock *rb, GError **errp)
     }
     memset(src, 0x5a, hps);
     int err = 0;
-    if (pc_uffd_fill(uffd, area, src, hps, &err) != PC_IOCTL_DONE ||
-        (!hugetlb && pc_uffd_fill(uffd, area + hps, NULL, hps, &err) != PC_IOCTL_DONE)) {
+    if (postcopy_uffd_fill(uffd, area, src, hps, &err) != PC_IOCTL_DONE ||
+        (!hugetlb && postcopy_uffd_fill(uffd, area + hps, NULL, hps, &err) != PC_IOCTL_DONE)) {
         error_setg(errp, "Postcopy is not supported for memory backend '%s': a userfaultfd "
-                   "test page copy failed (%s)", pc_backend_name(rb), g_strerror(err));
+                   "test page copy failed (%s)", postcopy_backend_name(rb), g_strerror(err));
         goto out;
     }
     if (area[0] != 0x5a || area[hps - 1] != 0x5a || (!hugetlb && area[hps] != 0)) {
@@ -697,9 +697,9 @@ out:
 
 /* ---- lifecycle ---- */
 
-static void pc_pending_free(gpointer p)
+static void postcopy_pending_free(gpointer p)
 {
-    PcPending *pp = p;
+    PostcopyPending *pp = p;
 
     g_free(pp->wait);
     g_free(pp);
@@ -712,7 +712,7 @@ PostcopyIncoming *postcopy_incoming_new(RAMBlock *rb, unsigned long *received,
 {
     uint64_t features = 0;
 
-    if (!pc_check_block(rb, errp)) {
+    if (!postcopy_check_block(rb, errp)) {
         return NULL;
     }
     if (npages_target != rb->size / GW_PAGE_SIZE || !received || !hooks ||
@@ -721,7 +721,7 @@ PostcopyIncoming *postcopy_incoming_new(RAMBlock *rb, unsigned long *received,
                    "of %" PRIu64 " bytes", npages_target, rb->name, rb->size);
         return NULL;
     }
-    int uffd = pc_uffd_for_block(rb, &features, errp);
+    int uffd = postcopy_uffd_for_block(rb, &features, errp);
     if (uffd < 0) {
         return NULL;
     }
@@ -737,7 +737,7 @@ PostcopyIncoming *postcopy_incoming_new(RAMBlock *rb, unsigned long *received,
     pi->host = rb->host;
     pi->size = rb->size;
     pi->hps = rb->page_size;
-    pi->kind = pc_mem_kind(rb);
+    pi->kind = postcopy_mem_kind(rb);
     pi->received = received;
     pi->npages_target = npages_target;
     pi->hooks = *hooks;
@@ -745,11 +745,11 @@ PostcopyIncoming *postcopy_incoming_new(RAMBlock *rb, unsigned long *received,
     pi->features = features;
     pi->uffd = uffd;
     pi->efd = efd;
-    pi->externals = g_array_new(FALSE, TRUE, sizeof(PcExternal));
+    pi->externals = g_array_new(FALSE, TRUE, sizeof(PostcopyExternal));
     g_mutex_init(&pi->lock);
     g_mutex_init(&pi->place_lock);
-    pi->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, pc_pending_free);
-    pi->missing = pc_count_missing(received, npages_target);
+    pi->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, postcopy_pending_free);
+    pi->missing = postcopy_count_missing(received, npages_target);
     if (pi->kind == PC_MEM_HUGETLB) {
         pi->zero_buf = g_malloc0(pi->hps);
     }
@@ -759,7 +759,7 @@ PostcopyIncoming *postcopy_incoming_new(RAMBlock *rb, unsigned long *received,
 void postcopy_set_vcpu_tids(PostcopyIncoming *pi, const int *tids, int n)
 {
     g_mutex_lock(&pi->lock);
-    pc_blocktime_free_locked(pi);
+    postcopy_blocktime_free_locked(pi);
     if (n > 0) {
         pi->nvcpus = n;
         pi->tid_to_cpu = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -807,7 +807,7 @@ bool postcopy_discard_range(PostcopyIncoming *pi, uint64_t offset, uint64_t len,
     uint64_t *counter = NULL;
 
     g_mutex_lock(&pi->lock);
-    pi->missing += pc_bits_update(pi->received, offset / GW_PAGE_SIZE, len / GW_PAGE_SIZE,
+    pi->missing += postcopy_bits_update(pi->received, offset / GW_PAGE_SIZE, len / GW_PAGE_SIZE,
                                   false);
     g_mutex_unlock(&pi->lock);
 
@@ -865,7 +865,7 @@ bool postcopy_register_external_uffd(PostcopyIncoming *pi, int fd,
         error_setg(errp, "postcopy: invalid external userfaultfd");
         return false;
     }
-    PcExternal e = { .fd = fd, .handler = handler, .opaque = opaque };
+    PostcopyExternal e = { .fd = fd, .handler = handler, .opaque = opaque };
     g_array_append_val(pi->externals, e);
     return true;
 }
@@ -882,7 +882,7 @@ bool postcopy_register_external_uffd_ops(PostcopyIncoming *pi, int fd,
         error_setg(errp, "postcopy: invalid external userfaultfd");
         return false;
     }
-    PcExternal e = { .fd = fd, .ops = ops, .opaque = opaque };
+    PostcopyExternal e = { .fd = fd, .ops = ops, .opaque = opaque };
     g_array_append_val(pi->externals, e);
     return true;
 }
@@ -892,10 +892,10 @@ bool postcopy_register_external_uffd_ops(PostcopyIncoming *pi, int fd,
  * sleeps on it behind an external userfaultfd (our UFFDIO_COPY only wakes
  * sleepers on our own). The externals array is fixed once listening.
  */
-static void pc_wake_externals(PostcopyIncoming *pi, uint64_t hp_off)
+static void postcopy_wake_externals(PostcopyIncoming *pi, uint64_t hp_off)
 {
     for (guint i = 0; i < pi->externals->len; i++) {
-        PcExternal *e = &g_array_index(pi->externals, PcExternal, i);
+        PostcopyExternal *e = &g_array_index(pi->externals, PostcopyExternal, i);
         if (e->ops) {
             e->ops->wake(e->opaque, hp_off, pi->hps);
         }
@@ -904,24 +904,24 @@ static void pc_wake_externals(PostcopyIncoming *pi, uint64_t hp_off)
 
 /* ---- faults ---- */
 
-typedef enum PcAction {
+typedef enum PostcopyAction {
     PC_ACT_NONE,     /* already requested: wait for the page */
     PC_ACT_SEND,     /* first fault on the page: request it */
     PC_ACT_LOCAL,    /* received already: make sure it is present and wake */
-} PcAction;
+} PostcopyAction;
 
 /* Decide what a fault on host page @hp_off needs; records its waiter. */
-static PcAction pc_fault_locked(PostcopyIncoming *pi, uint64_t hp_off, uint32_t tid,
+static PostcopyAction postcopy_fault_locked(PostcopyIncoming *pi, uint64_t hp_off, uint32_t tid,
                                 int64_t now)
 {
-    if (pc_host_page_received(pi, hp_off)) {
+    if (postcopy_host_page_received(pi, hp_off)) {
         pi->st.faults_received++;
         return PC_ACT_LOCAL;
     }
-    PcPending *p = g_hash_table_lookup(pi->pending, &hp_off);
-    PcAction act = PC_ACT_NONE;
+    PostcopyPending *p = g_hash_table_lookup(pi->pending, &hp_off);
+    PostcopyAction act = PC_ACT_NONE;
     if (!p) {
-        p = g_new0(PcPending, 1);
+        p = g_new0(PostcopyPending, 1);
         p->offset = hp_off;
         g_hash_table_insert(pi->pending, &p->offset, p);
         act = pi->paused ? PC_ACT_NONE : PC_ACT_SEND;
@@ -930,11 +930,11 @@ static PcAction pc_fault_locked(PostcopyIncoming *pi, uint64_t hp_off, uint32_t 
     }
     if (p->nwait == p->cap) {
         p->cap = p->cap ? 2 * p->cap : 2;
-        p->wait = g_renew(PcWaiter, p->wait, p->cap);
+        p->wait = g_renew(PostcopyWaiter, p->wait, p->cap);
     }
-    int cpu = pc_tid_to_cpu_locked(pi, tid);
-    p->wait[p->nwait++] = (PcWaiter){ .cpu = cpu, .t_ns = now };
-    pc_block_begin_locked(pi, cpu, now);
+    int cpu = postcopy_tid_to_cpu_locked(pi, tid);
+    p->wait[p->nwait++] = (PostcopyWaiter){ .cpu = cpu, .t_ns = now };
+    postcopy_block_begin_locked(pi, cpu, now);
     return act;
 }
 
@@ -945,11 +945,11 @@ static PcAction pc_fault_locked(PostcopyIncoming *pi, uint64_t hp_off, uint32_t 
  * pages now, or the thread would fault again forever. ZEROPAGE never
  * overwrites (EEXIST), so trying it is safe either way.
  */
-static void pc_fault_local(PostcopyIncoming *pi, uint64_t hp_off)
+static void postcopy_fault_local(PostcopyIncoming *pi, uint64_t hp_off)
 {
     uint8_t *addr = pi->host + hp_off;
     int err = 0;
-    PcIoctlResult r = pc_uffd_fill(pi->uffd, addr, pi->zero_buf, pi->hps, &err);
+    PostcopyIoctlResult r = postcopy_uffd_fill(pi->uffd, addr, pi->zero_buf, pi->hps, &err);
 
     if (r == PC_IOCTL_DONE) {
         g_mutex_lock(&pi->lock);
@@ -958,19 +958,19 @@ static void pc_fault_local(PostcopyIncoming *pi, uint64_t hp_off)
         if (pi->hooks.page_placed) {
             pi->hooks.page_placed(pi->opaque, hp_off, (uint32_t)pi->hps);
         }
-        pc_wake_externals(pi, hp_off);
+        postcopy_wake_externals(pi, hp_off);
     } else {
-        pc_uffd_wake(pi->uffd, addr, pi->hps);
+        postcopy_uffd_wake(pi->uffd, addr, pi->hps);
     }
 }
 
-static void pc_send_requests(PostcopyIncoming *pi, const uint64_t *offs, unsigned n)
+static void postcopy_send_requests(PostcopyIncoming *pi, const uint64_t *offs, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         bool ok = pi->hooks.request_page(pi->opaque, offs[i], (uint32_t)pi->hps);
 
         g_mutex_lock(&pi->lock);
-        PcPending *p = g_hash_table_lookup(pi->pending, &offs[i]);
+        PostcopyPending *p = g_hash_table_lookup(pi->pending, &offs[i]);
         if (ok) {
             pi->st.requests++;
             if (p) {
@@ -991,13 +991,13 @@ bool postcopy_fault_external(PostcopyIncoming *pi, uint64_t offset, uint32_t tid
     uint64_t hp_off = GW_ROUND_DOWN(offset, pi->hps);
     g_mutex_lock(&pi->lock);
     pi->st.external_faults++;
-    PcAction act = pc_fault_locked(pi, hp_off, tid, pc_now_ns());
+    PostcopyAction act = postcopy_fault_locked(pi, hp_off, tid, postcopy_now_ns());
     g_mutex_unlock(&pi->lock);
 
     if (act == PC_ACT_SEND) {
-        pc_send_requests(pi, &hp_off, 1);
+        postcopy_send_requests(pi, &hp_off, 1);
     } else if (act == PC_ACT_LOCAL) {
-        pc_fault_local(pi, hp_off);   /* present in the shared memory for the back-end */
+        postcopy_fault_local(pi, hp_off);   /* present in the shared memory for the back-end */
         return true;
     }
     return false;
@@ -1007,7 +1007,7 @@ bool postcopy_fault_external(PostcopyIncoming *pi, uint64_t offset, uint32_t tid
  * Read and handle one batch of our own faults: 1 if a batch was handled,
  * 0 if there was nothing to read, -1 if the fd is dead.
  */
-static int pc_handle_own_faults(PostcopyIncoming *pi)
+static int postcopy_handle_own_faults(PostcopyIncoming *pi)
 {
     struct uffd_msg msg[FAULT_BATCH];
     uint64_t send[FAULT_BATCH], local[FAULT_BATCH];
@@ -1019,7 +1019,7 @@ static int pc_handle_own_faults(PostcopyIncoming *pi)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     }
     unsigned n = (unsigned)((size_t)r / sizeof(msg[0]));
-    int64_t now = pc_now_ns();
+    int64_t now = postcopy_now_ns();
 
     g_mutex_lock(&pi->lock);
     for (unsigned i = 0; i < n; i++) {
@@ -1034,7 +1034,7 @@ static int pc_handle_own_faults(PostcopyIncoming *pi)
         uint64_t hp_off = GW_ROUND_DOWN(addr - (uintptr_t)pi->host, pi->hps);
         uint32_t tid = (pi->features & UFFD_FEATURE_THREAD_ID) ?
                        msg[i].arg.pagefault.feat.ptid : 0;
-        switch (pc_fault_locked(pi, hp_off, tid, now)) {
+        switch (postcopy_fault_locked(pi, hp_off, tid, now)) {
         case PC_ACT_SEND:
             send[nsend++] = hp_off;
             break;
@@ -1048,9 +1048,9 @@ static int pc_handle_own_faults(PostcopyIncoming *pi)
     g_mutex_unlock(&pi->lock);
 
     for (unsigned i = 0; i < nlocal; i++) {
-        pc_fault_local(pi, local[i]);
+        postcopy_fault_local(pi, local[i]);
     }
-    pc_send_requests(pi, send, nsend);
+    postcopy_send_requests(pi, send, nsend);
     return n == FAULT_BATCH ? 1 : 0;
 }
 
@@ -1059,7 +1059,7 @@ static int pc_handle_own_faults(PostcopyIncoming *pi)
  * block offset, then exactly what a vCPU fault gets (request, or wait for a
  * page already requested, or wake at once if it is here).
  */
-static void pc_external_fault(PostcopyIncoming *pi, const PcExternal *e,
+static void postcopy_external_fault(PostcopyIncoming *pi, const PostcopyExternal *e,
                               const struct uffd_msg *msg)
 {
     uint64_t addr = msg->arg.pagefault.address;
@@ -1067,7 +1067,7 @@ static void pc_external_fault(PostcopyIncoming *pi, const PcExternal *e,
 
     if (!e->ops->translate(e->opaque, addr, &offset) || offset >= pi->size) {
         /* Not guest RAM we know: wake it rather than leave the thread asleep for good. */
-        pc_uffd_wake(e->fd, (void *)(uintptr_t)GW_ROUND_DOWN(addr, GW_PAGE_SIZE), GW_PAGE_SIZE);
+        postcopy_uffd_wake(e->fd, (void *)(uintptr_t)GW_ROUND_DOWN(addr, GW_PAGE_SIZE), GW_PAGE_SIZE);
         return;
     }
     uint32_t tid = msg->arg.pagefault.feat.ptid;
@@ -1076,7 +1076,7 @@ static void pc_external_fault(PostcopyIncoming *pi, const PcExternal *e,
     }
 }
 
-static void pc_handle_external(PostcopyIncoming *pi, const PcExternal *e)
+static void postcopy_handle_external(PostcopyIncoming *pi, const PostcopyExternal *e)
 {
     struct uffd_msg msg[FAULT_BATCH];
     ssize_t r = read(e->fd, msg, sizeof(msg));
@@ -1086,14 +1086,14 @@ static void pc_handle_external(PostcopyIncoming *pi, const PcExternal *e)
             continue;
         }
         if (e->ops) {
-            pc_external_fault(pi, e, &msg[i]);
+            postcopy_external_fault(pi, e, &msg[i]);
         } else {
             e->handler(pi, e->opaque, &msg[i]);
         }
     }
 }
 
-static void *pc_fault_thread(void *opaque)
+static void *postcopy_fault_thread(void *opaque)
 {
     PostcopyIncoming *pi = opaque;
     unsigned next = 2 + pi->externals->len;
@@ -1104,7 +1104,7 @@ static void *pc_fault_thread(void *opaque)
     pfd[1] = (struct pollfd){ .fd = pi->uffd, .events = POLLIN };
     for (unsigned i = 0; i < pi->externals->len; i++) {
         pfd[2 + i] = (struct pollfd){
-            .fd = g_array_index(pi->externals, PcExternal, i).fd, .events = POLLIN,
+            .fd = g_array_index(pi->externals, PostcopyExternal, i).fd, .events = POLLIN,
         };
     }
 
@@ -1124,7 +1124,7 @@ static void *pc_fault_thread(void *opaque)
         if (pfd[1].revents & POLLIN) {
             int r;
             /* A full batch: there may be more; read again before polling. */
-            while ((r = pc_handle_own_faults(pi)) > 0) {
+            while ((r = postcopy_handle_own_faults(pi)) > 0) {
             }
             if (r < 0) {
                 g_warning("postcopy fault thread: cannot read the userfaultfd: %s",
@@ -1139,7 +1139,7 @@ static void *pc_fault_thread(void *opaque)
             if (pfd[i].revents & (POLLERR | POLLNVAL | POLLHUP)) {
                 pfd[i].fd = -1;    /* the back-end went away: stop polling it */
             } else if (pfd[i].revents & POLLIN) {
-                pc_handle_external(pi, &g_array_index(pi->externals, PcExternal, i - 2));
+                postcopy_handle_external(pi, &g_array_index(pi->externals, PostcopyExternal, i - 2));
             }
         }
     }
@@ -1176,10 +1176,10 @@ bool postcopy_listen(PostcopyIncoming *pi, GError **errp)
 
     /* The RAM loader may have set bits since we were created. */
     g_mutex_lock(&pi->lock);
-    pi->missing = pc_count_missing(pi->received, pi->npages_target);
+    pi->missing = postcopy_count_missing(pi->received, pi->npages_target);
     g_mutex_unlock(&pi->lock);
 
-    int err = pthread_create(&pi->fault_thread, NULL, pc_fault_thread, pi);
+    int err = pthread_create(&pi->fault_thread, NULL, postcopy_fault_thread, pi);
     if (err) {
         error_setg(errp, "postcopy: cannot start the fault thread: %s", g_strerror(err));
         goto fail;
@@ -1199,25 +1199,25 @@ fail:
 /* ---- placement ---- */
 
 /* After a page became present: the bitmap, the pending set, statistics. */
-static void pc_page_arrived(PostcopyIncoming *pi, uint64_t offset, PcIoctlResult r,
+static void postcopy_page_arrived(PostcopyIncoming *pi, uint64_t offset, PostcopyIoctlResult r,
                             bool zero)
 {
-    int64_t now = pc_now_ns();
+    int64_t now = postcopy_now_ns();
 
     g_mutex_lock(&pi->lock);
-    pi->missing -= pc_bits_update(pi->received, offset / GW_PAGE_SIZE,
+    pi->missing -= postcopy_bits_update(pi->received, offset / GW_PAGE_SIZE,
                                   pi->hps / GW_PAGE_SIZE, true);
     if (r == PC_IOCTL_PRESENT) {
-        pi->st.duplicates++;      /* received before: pc_place() checked */
+        pi->st.duplicates++;      /* received before: postcopy_place() checked */
     } else if (zero) {
         pi->st.zero_pages_placed++;
     } else {
         pi->st.pages_placed++;
     }
-    PcPending *p = g_hash_table_lookup(pi->pending, &offset);
+    PostcopyPending *p = g_hash_table_lookup(pi->pending, &offset);
     if (p) {
         for (unsigned i = 0; i < p->nwait; i++) {
-            pc_block_end_locked(pi, &p->wait[i], now);
+            postcopy_block_end_locked(pi, &p->wait[i], now);
         }
         g_hash_table_remove(pi->pending, &offset);
     }
@@ -1227,11 +1227,11 @@ static void pc_page_arrived(PostcopyIncoming *pi, uint64_t offset, PcIoctlResult
         if (pi->hooks.page_placed) {
             pi->hooks.page_placed(pi->opaque, offset, (uint32_t)pi->hps);
         }
-        pc_wake_externals(pi, offset);
+        postcopy_wake_externals(pi, offset);
     }
 }
 
-static bool pc_place_locked(PostcopyIncoming *pi, uint64_t offset, const void *src, bool zero,
+static bool postcopy_place_locked(PostcopyIncoming *pi, uint64_t offset, const void *src, bool zero,
                             GError **errp)
 {
     int err = 0;
@@ -1246,7 +1246,7 @@ static bool pc_place_locked(PostcopyIncoming *pi, uint64_t offset, const void *s
                    "block '%s'", offset, pi->hps, pi->rb->name);
         return false;
     }
-    PcIoctlResult r = pc_uffd_fill(pi->uffd, pi->host + offset, src, pi->hps, &err);
+    PostcopyIoctlResult r = postcopy_uffd_fill(pi->uffd, pi->host + offset, src, pi->hps, &err);
     if (r == PC_IOCTL_FATAL) {
         error_setg(errp, "postcopy: cannot place the page at 0x%" PRIx64 " of block '%s': %s",
                    offset, pi->rb->name, g_strerror(err));
@@ -1258,7 +1258,7 @@ static bool pc_place_locked(PostcopyIncoming *pi, uint64_t offset, const void *s
      * The page keeps that data, not the source's: fail rather than count
      * it as a harmless duplicate.
      */
-    if (r == PC_IOCTL_PRESENT && !pc_host_page_received(pi, offset)) {
+    if (r == PC_IOCTL_PRESENT && !postcopy_host_page_received(pi, offset)) {
         g_mutex_lock(&pi->lock);
         pi->st.duplicates_unexpected++;
         g_mutex_unlock(&pi->lock);
@@ -1267,15 +1267,15 @@ static bool pc_place_locked(PostcopyIncoming *pi, uint64_t offset, const void *s
                    pi->rb->name);
         return false;
     }
-    pc_page_arrived(pi, offset, r, zero);
+    postcopy_page_arrived(pi, offset, r, zero);
     return true;
 }
 
-static bool pc_place(PostcopyIncoming *pi, uint64_t offset, const void *src, bool zero,
+static bool postcopy_place(PostcopyIncoming *pi, uint64_t offset, const void *src, bool zero,
                      GError **errp)
 {
     g_mutex_lock(&pi->place_lock);
-    bool ok = pc_place_locked(pi, offset, src, zero, errp);
+    bool ok = postcopy_place_locked(pi, offset, src, zero, errp);
     g_mutex_unlock(&pi->place_lock);
     return ok;
 }
@@ -1283,13 +1283,13 @@ static bool pc_place(PostcopyIncoming *pi, uint64_t offset, const void *src, boo
 bool postcopy_place_page(PostcopyIncoming *pi, uint64_t offset, const void *host_page,
                          GError **errp)
 {
-    return pc_place(pi, offset, host_page, false, errp);
+    return postcopy_place(pi, offset, host_page, false, errp);
 }
 
 bool postcopy_place_zero_page(PostcopyIncoming *pi, uint64_t offset, GError **errp)
 {
     /* hugetlbfs has no UFFDIO_ZEROPAGE: copy a zeroed huge page instead. */
-    return pc_place(pi, offset, pi->zero_buf, true, errp);
+    return postcopy_place(pi, offset, pi->zero_buf, true, errp);
 }
 
 bool postcopy_place_pages(PostcopyIncoming *pi, uint64_t offset, const void *src,
@@ -1318,14 +1318,14 @@ bool postcopy_place_pages(PostcopyIncoming *pi, uint64_t offset, const void *src
             done = npages;
         }
         for (uint32_t i = 0; i < done; i++) {
-            pc_page_arrived(pi, offset + (uint64_t)i * GW_PAGE_SIZE, PC_IOCTL_DONE, false);
+            postcopy_page_arrived(pi, offset + (uint64_t)i * GW_PAGE_SIZE, PC_IOCTL_DONE, false);
         }
         offset += (uint64_t)done * GW_PAGE_SIZE;
         p += (size_t)done * GW_PAGE_SIZE;
         npages -= done;
     }
     for (uint32_t i = 0; i < npages; i++) {
-        if (!pc_place_locked(pi, offset + (uint64_t)i * pi->hps, p + (size_t)i * pi->hps,
+        if (!postcopy_place_locked(pi, offset + (uint64_t)i * pi->hps, p + (size_t)i * pi->hps,
                              false, errp)) {
             g_mutex_unlock(&pi->place_lock);
             return false;
@@ -1346,7 +1346,7 @@ void postcopy_placement_release(PostcopyIncoming *pi)
 }
 
 /* Drop one present host page so that it is missing again (shared memory kinds). */
-static bool pc_drop_page(PostcopyIncoming *pi, uint64_t offset)
+static bool postcopy_drop_page(PostcopyIncoming *pi, uint64_t offset)
 {
     const RAMBlock *rb = pi->rb;
 
@@ -1378,10 +1378,10 @@ int64_t postcopy_drop_unreceived(PostcopyIncoming *pi, GError **errp)
         }
         for (uint64_t off = 0; off < len; off += pi->hps) {
             uint64_t hp = base + off;
-            if (!(vec[off / GW_PAGE_SIZE] & 1) || pc_host_page_received(pi, hp)) {
+            if (!(vec[off / GW_PAGE_SIZE] & 1) || postcopy_host_page_received(pi, hp)) {
                 continue;
             }
-            if (!pc_drop_page(pi, hp)) {
+            if (!postcopy_drop_page(pi, hp)) {
                 error_setg_errno(errp, errno, "postcopy: cannot drop the page at 0x%" PRIx64
                                  " of block '%s'", hp, pi->rb->name);
                 return -1;
@@ -1439,7 +1439,7 @@ bool postcopy_incoming_resume(PostcopyIncoming *pi, GError **errp)
         }
         g_mutex_lock(&pi->lock);
         pi->st.resent++;
-        PcPending *p = g_hash_table_lookup(pi->pending, &off);
+        PostcopyPending *p = g_hash_table_lookup(pi->pending, &off);
         if (p) {
             p->sent = true;
         }
@@ -1448,7 +1448,7 @@ bool postcopy_incoming_resume(PostcopyIncoming *pi, GError **errp)
     return true;
 }
 
-static void pc_stop_thread(PostcopyIncoming *pi)
+static void postcopy_stop_thread(PostcopyIncoming *pi)
 {
     if (!pi->thread_started) {
         return;
@@ -1471,7 +1471,7 @@ bool postcopy_incoming_finish(PostcopyIncoming *pi, GError **errp)
                    missing, pi->rb->name);
         return false;
     }
-    pc_stop_thread(pi);
+    postcopy_stop_thread(pi);
     /*
      * Every page is here and nobody polls the external fds any more: their
      * owners end their part (and may close them) before ours is unregistered.
@@ -1503,7 +1503,7 @@ void postcopy_incoming_free(PostcopyIncoming *pi)
     if (!pi) {
         return;
     }
-    pc_stop_thread(pi);
+    postcopy_stop_thread(pi);
     if (pi->uffd >= 0) {
         if (pi->registered && !postcopy_all_received(pi)) {
             /*
@@ -1518,7 +1518,7 @@ void postcopy_incoming_free(PostcopyIncoming *pi)
     close(pi->efd);
     g_array_free(pi->externals, TRUE);
     g_hash_table_destroy(pi->pending);
-    pc_blocktime_free_locked(pi);
+    postcopy_blocktime_free_locked(pi);
     g_mutex_clear(&pi->lock);
     g_mutex_clear(&pi->place_lock);
     g_free(pi->zero_buf);
@@ -1530,7 +1530,7 @@ void postcopy_incoming_free(PostcopyIncoming *pi)
 void postcopy_get_blocktime(PostcopyIncoming *pi, uint32_t *total_ms,
                             uint32_t *per_vcpu_ms, int n)
 {
-    int64_t now = pc_now_ns();
+    int64_t now = postcopy_now_ns();
 
     g_mutex_lock(&pi->lock);
     uint64_t total = pi->total_blocked_ns;

@@ -78,14 +78,14 @@ typedef struct RAMState {
     /* Destination (incoming thread, then the listen thread) */
     unsigned long *received;
     RamReader reader;
-    PostcopyIncoming *pc;         /* created at the first DISCARD or LISTEN */
-    bool pc_listening;            /* pages are placed with userfaultfd */
+    PostcopyIncoming *postcopy_in;  /* created at the first DISCARD or LISTEN */
+    bool postcopy_listening;            /* pages are placed with userfaultfd */
     uint8_t *hp_buf;              /* huge pages: the host page being assembled */
     uint64_t hp_offset;           /* its offset in the block, or UINT64_MAX */
     uint32_t hp_count;            /* target pages assembled so far */
     bool hp_all_zero;
-    PostcopyHooks pc_hooks;
-    void *pc_opaque;
+    PostcopyHooks postcopy_hooks;
+    void *postcopy_opaque;
 } RAMState;
 
 static RAMState ram_state;
@@ -843,9 +843,9 @@ static bool ram_place_target_page(RAMState *rs, uint64_t offset, const uint8_t *
             if (test_bit(rs->received, offset / GW_PAGE_SIZE)) {
                 return true;
             }
-            return postcopy_place_zero_page(rs->pc, offset, errp);
+            return postcopy_place_zero_page(rs->postcopy_in, offset, errp);
         }
-        return postcopy_place_page(rs->pc, offset, data, errp);
+        return postcopy_place_page(rs->postcopy_in, offset, data, errp);
     }
     uint64_t base = offset / hps * hps;
     if (rs->hp_offset == UINT64_MAX) {
@@ -874,8 +874,8 @@ static bool ram_place_target_page(RAMState *rs, uint64_t offset, const uint8_t *
     uint64_t at = rs->hp_offset;
     bool zero = rs->hp_all_zero;
     rs->hp_offset = UINT64_MAX;
-    return zero ? postcopy_place_zero_page(rs->pc, at, errp)
-                : postcopy_place_page(rs->pc, at, rs->hp_buf, errp);
+    return zero ? postcopy_place_zero_page(rs->postcopy_in, at, errp)
+                : postcopy_place_page(rs->postcopy_in, at, rs->hp_buf, errp);
 }
 
 static bool ram_load_postcopy(RAMState *rs, MigStream *s, const RamRecord *rec,
@@ -891,7 +891,7 @@ static bool ram_load_postcopy(RAMState *rs, MigStream *s, const RamRecord *rec,
             if (!data) {
                 return stream_check(s, errp);
             }
-            if (!postcopy_place_pages(rs->pc, off, data, n, errp)) {
+            if (!postcopy_place_pages(rs->postcopy_in, off, data, n, errp)) {
                 return false;
             }
             off += (uint64_t)n * GW_PAGE_SIZE;
@@ -917,19 +917,19 @@ static bool ram_load_postcopy(RAMState *rs, MigStream *s, const RamRecord *rec,
 
 static bool ram_postcopy_ensure(RAMState *rs, GError **errp)
 {
-    if (rs->pc) {
+    if (rs->postcopy_in) {
         return true;
     }
     if (!rs->received) {
         rs->received = g_new0(unsigned long, rs->nwords);
     }
-    rs->pc = postcopy_incoming_new(rs->rb, rs->received, rs->npages, &rs->pc_hooks,
-                                   rs->pc_opaque, errp);
-    if (rs->pc && rs->rb->page_size > GW_PAGE_SIZE) {
+    rs->postcopy_in = postcopy_incoming_new(rs->rb, rs->received, rs->npages, &rs->postcopy_hooks,
+                                   rs->postcopy_opaque, errp);
+    if (rs->postcopy_in && rs->rb->page_size > GW_PAGE_SIZE) {
         rs->hp_buf = g_malloc(rs->rb->page_size);
         rs->hp_offset = UINT64_MAX;
     }
-    return rs->pc != NULL;
+    return rs->postcopy_in != NULL;
 }
 
 bool ram_postcopy_incoming_advise(uint64_t pagesize_summary, uint64_t target_page_size,
@@ -951,8 +951,8 @@ bool ram_postcopy_incoming_advise(uint64_t pagesize_summary, uint64_t target_pag
         !postcopy_notify(POSTCOPY_NOTIFY_INBOUND_ADVISE, NULL, errp)) {
         return false;
     }
-    rs->pc_hooks = *hooks;
-    rs->pc_opaque = opaque;
+    rs->postcopy_hooks = *hooks;
+    rs->postcopy_opaque = opaque;
     return true;
 }
 
@@ -965,7 +965,7 @@ bool ram_postcopy_incoming_discard(const char *block, const MigDiscardRange *r, 
         error_setg(errp, "discard for unknown RAM block '%s'", block);
         return false;
     }
-    if (rs->pc_listening) {
+    if (rs->postcopy_listening) {
         error_setg(errp, "discard after the postcopy listen command");
         return false;
     }
@@ -978,7 +978,7 @@ bool ram_postcopy_incoming_discard(const char *block, const MigDiscardRange *r, 
                        r[i].start, r[i].length);
             return false;
         }
-        if (!postcopy_discard_range(rs->pc, r[i].start, r[i].length, errp)) {
+        if (!postcopy_discard_range(rs->postcopy_in, r[i].start, r[i].length, errp)) {
             return false;
         }
     }
@@ -992,19 +992,19 @@ bool ram_postcopy_incoming_listen(const int *vcpu_tids, int nvcpus, GError **err
     if (!ram_postcopy_ensure(rs, errp)) {
         return false;
     }
-    postcopy_set_vcpu_tids(rs->pc, vcpu_tids, nvcpus);
+    postcopy_set_vcpu_tids(rs->postcopy_in, vcpu_tids, nvcpus);
     /* External userfaultfds join now: the fault thread's poll set is fixed at listen. */
-    if (!postcopy_notify(POSTCOPY_NOTIFY_INBOUND_LISTEN, rs->pc, errp) ||
-        !postcopy_listen(rs->pc, errp)) {
+    if (!postcopy_notify(POSTCOPY_NOTIFY_INBOUND_LISTEN, rs->postcopy_in, errp) ||
+        !postcopy_listen(rs->postcopy_in, errp)) {
         return false;
     }
-    rs->pc_listening = true;
+    rs->postcopy_listening = true;
     return true;
 }
 
 PostcopyIncoming *ram_postcopy_incoming(void)
 {
-    return ram_state.pc;
+    return ram_state.postcopy_in;
 }
 
 static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType type,
@@ -1045,7 +1045,7 @@ static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType
             }
             uint64_t first = rec.offset / GW_PAGE_SIZE;
             uint8_t *host = rs->rb->host + rec.offset;
-            if (rs->pc_listening) {
+            if (rs->postcopy_listening) {
                 if (!ram_load_postcopy(rs, s, &rec, errp)) {
                     return false;
                 }
