@@ -6,29 +6,12 @@
  */
 #include "qemu/osdep.h"
 #include "hw/acpi.h"
+#include "qemu/byteorder.h"
 
 #define ACPI_OEM_ID        "GODWIT"
 #define ACPI_OEM_TABLE_ID  "GODWITPC"
 #define ACPI_CREATOR_ID    "GDWT"
 #define ACPI_HDR_LEN       36
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    v = GUINT16_TO_LE(v);
-    memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    v = GUINT32_TO_LE(v);
-    memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    v = GUINT64_TO_LE(v);
-    memcpy(p, &v, 8);
-}
 
 static uint8_t checksum(const uint8_t *p, size_t len)
 {
@@ -44,13 +27,13 @@ static uint8_t checksum(const uint8_t *p, size_t len)
 static void table_header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 {
     memcpy(t, sig, 4);
-    put32(t + 4, len);
+    le32_store(t + 4, len);
     t[8] = rev;
     memcpy(t + 10, ACPI_OEM_ID, 6);
     memcpy(t + 16, ACPI_OEM_TABLE_ID, 8);
-    put32(t + 24, 1);                       /* OEM revision */
+    le32_store(t + 24, 1);                       /* OEM revision */
     memcpy(t + 28, ACPI_CREATOR_ID, 4);
-    put32(t + 32, 1);                       /* creator revision */
+    le32_store(t + 32, 1);                       /* creator revision */
 }
 
 static void table_finish(uint8_t *t, uint32_t len)
@@ -77,21 +60,21 @@ size_t acpi_build_tables(uint8_t *buf, size_t size, uint64_t base, int ncpus)
 
     uint8_t *m = buf + madt_off;
     table_header(m, "APIC", madt_len, 3);
-    put32(m + 36, ACPI_LAPIC_ADDR);
-    put32(m + 40, 1);                       /* PCAT_COMPAT: 8259s present */
+    le32_store(m + 36, ACPI_LAPIC_ADDR);
+    le32_store(m + 40, 1);                       /* PCAT_COMPAT: 8259s present */
     uint8_t *e = m + 44;
     for (int i = 0; i < ncpus; i++, e += 8) {
         e[0] = 0;                           /* processor local APIC */
         e[1] = 8;
         e[2] = (uint8_t)i;                  /* ACPI processor UID */
         e[3] = (uint8_t)i;                  /* APIC id = vCPU index (CPUID agrees) */
-        put32(e + 4, 1);                    /* enabled */
+        le32_store(e + 4, 1);                    /* enabled */
     }
     e[0] = 1;                               /* IOAPIC */
     e[1] = 12;
     e[2] = 0;                               /* IOAPIC id */
-    put32(e + 4, ACPI_IOAPIC_ADDR);
-    put32(e + 8, 0);                        /* GSI base */
+    le32_store(e + 4, ACPI_IOAPIC_ADDR);
+    le32_store(e + 8, 0);                        /* GSI base */
     e += 12;
     /*
      * IRQ0 (PIT) arrives on IOAPIC pin 2, as on PCs; kvm_init() sets KVM's
@@ -101,24 +84,24 @@ size_t acpi_build_tables(uint8_t *buf, size_t size, uint64_t base, int ncpus)
     e[1] = 10;
     e[2] = 0;                               /* ISA bus */
     e[3] = 0;                               /* IRQ0 */
-    put32(e + 4, 2);                        /* GSI 2 */
-    put16(e + 8, 0);
+    le32_store(e + 4, 2);                        /* GSI 2 */
+    le16_store(e + 8, 0);
     e += 10;
     e[0] = 4;                               /* local APIC NMI */
     e[1] = 6;
     e[2] = 0xff;                            /* all processors */
-    put16(e + 3, 0);
+    le16_store(e + 3, 0);
     e[5] = 1;                               /* LINT1 */
     table_finish(m, madt_len);
 
     uint8_t *x = buf + xsdt_off;
     table_header(x, "XSDT", xsdt_len, 1);
-    put64(x + 36, base + madt_off);
+    le64_store(x + 36, base + madt_off);
     table_finish(x, xsdt_len);
 
     uint8_t *r = buf + rsdt_off;
     table_header(r, "RSDT", rsdt_len, 1);
-    put32(r + 36, (uint32_t)(base + madt_off));
+    le32_store(r + 36, (uint32_t)(base + madt_off));
     table_finish(r, rsdt_len);
 
     /* RSDP revision 2: the v1 checksum covers 20 bytes, the extended one 36. */
@@ -126,9 +109,9 @@ size_t acpi_build_tables(uint8_t *buf, size_t size, uint64_t base, int ncpus)
     memcpy(p, "RSD PTR ", 8);
     memcpy(p + 9, ACPI_OEM_ID, 6);
     p[15] = 2;
-    put32(p + 16, (uint32_t)(base + rsdt_off));
-    put32(p + 20, 36);
-    put64(p + 24, base + xsdt_off);
+    le32_store(p + 16, (uint32_t)(base + rsdt_off));
+    le32_store(p + 20, 36);
+    le64_store(p + 24, base + xsdt_off);
     p[8] = checksum(p, 20);
     p[32] = checksum(p, 36);
     return total;

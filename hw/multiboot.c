@@ -6,6 +6,7 @@
  */
 #include "qemu/osdep.h"
 #include "hw/pc.h"
+#include "qemu/byteorder.h"
 #include <elf.h>
 
 #define MB_HEADER_MAGIC   0x1BADB002u
@@ -31,13 +32,6 @@
 #define MB_SCRATCH_START  0x8000u
 #define MB_SCRATCH_END    0xA000u
 #define MB_MAX_MODULES    32
-
-static uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return GUINT32_FROM_LE(v);
-}
 
 static bool load_segment(Machine *ms, uint64_t paddr, const uint8_t *data, uint64_t filesz,
                          uint64_t memsz, GError **errp)
@@ -121,10 +115,10 @@ static bool load_elf32(Machine *ms, const uint8_t *img, size_t len, uint32_t *en
 static bool load_aout(Machine *ms, const uint8_t *img, size_t len, size_t hdr_off,
                       uint32_t *entry, uint64_t *kend, GError **errp)
 {
-    uint32_t header_addr = rd32(img + hdr_off + 12);
-    uint32_t load_addr = rd32(img + hdr_off + 16);
-    uint32_t load_end = rd32(img + hdr_off + 20);
-    uint32_t bss_end = rd32(img + hdr_off + 24);
+    uint32_t header_addr = le32_load(img + hdr_off + 12);
+    uint32_t load_addr = le32_load(img + hdr_off + 16);
+    uint32_t load_end = le32_load(img + hdr_off + 20);
+    uint32_t bss_end = le32_load(img + hdr_off + 24);
     uint64_t file_off, load_len, mem_len;
 
     if (header_addr < load_addr || header_addr - load_addr > hdr_off) {
@@ -149,7 +143,7 @@ static bool load_aout(Machine *ms, const uint8_t *img, size_t len, size_t hdr_of
     if (!load_segment(ms, load_addr, img + file_off, load_len, mem_len, errp)) {
         return false;
     }
-    *entry = rd32(img + hdr_off + 28);
+    *entry = le32_load(img + hdr_off + 28);
     *kend = load_addr + mem_len;
     return true;
 }
@@ -206,7 +200,7 @@ bool multiboot_load(Machine *ms, const char *kernel, const char *append,
     }
     for (size_t off = 0; off + 12 <= MIN(len, (gsize)MB_SEARCH_LEN); off += 4) {
         const uint8_t *p = (const uint8_t *)img + off;
-        if (rd32(p) == MB_HEADER_MAGIC && rd32(p) + rd32(p + 4) + rd32(p + 8) == 0) {
+        if (le32_load(p) == MB_HEADER_MAGIC && le32_load(p) + le32_load(p + 4) + le32_load(p + 8) == 0) {
             hdr_off = off;
             break;
         }
@@ -216,7 +210,7 @@ bool multiboot_load(Machine *ms, const char *kernel, const char *append,
                    kernel);
         return false;
     }
-    uint32_t flags = rd32((const uint8_t *)img + hdr_off + 4);
+    uint32_t flags = le32_load((const uint8_t *)img + hdr_off + 4);
     bool ok;
     if (flags & MB_FLAG_AOUT_KLUDGE) {
         if (hdr_off + 32 > len) {
@@ -312,8 +306,7 @@ bool multiboot_load(Machine *ms, const char *kernel, const char *append,
         { 64, MB_LOADER_ADDR },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(fields); i++) {
-        uint32_t v = GUINT32_TO_LE(fields[i][1]);
-        memcpy(mbi + fields[i][0], &v, 4);
+        le32_store(mbi + fields[i][0], fields[i][1]);
     }
     if (!machine_ram_write(ms, MB_INFO_ADDR, mbi, sizeof(mbi), errp)) {
         return false;

@@ -3,8 +3,9 @@
  * Numbered test frames: what the guest OS (gwos) sends through its
  * virtio-net device and checks when they come back from a vhost-user
  * back-end that reflects them (our example back-end, or DPDK testpmd
- * forwarding a port to itself). Header-only, <stdint.h> only, so the
- * freestanding guest and host programs share one definition.
+ * forwarding a port to itself). Header-only, needing only <stdint.h> and
+ * qemu/byteorder.h, so the freestanding guest and host programs share one
+ * definition.
  *
  * Layout (all multi-byte fields little-endian), NF_HDR_LEN = 40 bytes
  * after the 14-byte Ethernet header:
@@ -30,6 +31,7 @@
 #define GODWIT_NET_NUMBERED_FRAME_H
 
 #include <stdint.h>
+#include "qemu/byteorder.h"
 
 #define NF_ETHERTYPE   0x88b5u
 #define NF_MAGIC       0x464e5747u      /* "GWNF" read as little-endian */
@@ -56,37 +58,35 @@ enum {
     NF_BAD_PAYLOAD = 4,  /* payload differs from the pattern: corrupted */
 };
 
+/* Short names for the header's little-endian fields. */
 static inline void nf_put16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    le16_store(p, v);
 }
 
 static inline void nf_put32(uint8_t *p, uint32_t v)
 {
-    nf_put16(p, (uint16_t)v);
-    nf_put16(p + 2, (uint16_t)(v >> 16));
+    le32_store(p, v);
 }
 
 static inline void nf_put64(uint8_t *p, uint64_t v)
 {
-    nf_put32(p, (uint32_t)v);
-    nf_put32(p + 4, (uint32_t)(v >> 32));
+    le64_store(p, v);
 }
 
 static inline uint16_t nf_get16(const uint8_t *p)
 {
-    return (uint16_t)(p[0] | (p[1] << 8));
+    return le16_load(p);
 }
 
 static inline uint32_t nf_get32(const uint8_t *p)
 {
-    return nf_get16(p) | ((uint32_t)nf_get16(p + 2) << 16);
+    return le32_load(p);
 }
 
 static inline uint64_t nf_get64(const uint8_t *p)
 {
-    return nf_get32(p) | ((uint64_t)nf_get32(p + 4) << 32);
+    return le64_load(p);
 }
 
 /* Payload byte @i (offset from the frame start) of frame @seq. */

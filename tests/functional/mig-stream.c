@@ -6,6 +6,7 @@
  * accepts is one the loader frames the same way.
  */
 #include "qemu/osdep.h"
+#include "qemu/byteorder.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -92,7 +93,7 @@ MigStreamFile *mig_stream_split(GBytes *bytes)
             guint16 n = stream_get_be16(s);
             const uint8_t *p = stream_get_ptr(s, n);
             if (r.cmd == MIG_CMD_PACKAGED && p) {
-                stream_skip(s, GUINT32_FROM_BE(*(const guint32 *)p));
+                stream_skip(s, be32_load(p));
             }
             break;
         }
@@ -264,8 +265,8 @@ bool mig_raw_read_rp(MigRawSource *rs, guint16 *type, GByteArray *payload, int t
     if (!read_full(rs->fd, h, 4, deadline)) {
         return false;
     }
-    *type = (guint16)(h[0] << 8 | h[1]);
-    len = (guint16)(h[2] << 8 | h[3]);
+    *type = be16_load(h);
+    len = be16_load(h + 2);
     if (!read_full(rs->fd, buf, len, deadline)) {
         return false;
     }
@@ -304,7 +305,7 @@ void mig_raw_wait_pong(MigRawSource *rs, guint32 value, int timeout_ms)
         }
         g_assert_cmpuint(type, ==, MIG_RP_MSG_PONG);
         g_assert_cmpuint(p->len, ==, 4);
-        if (GUINT32_FROM_BE(*(guint32 *)p->data) == value) {
+        if (be32_load(p->data) == value) {
             return;
         }
     }

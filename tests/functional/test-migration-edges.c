@@ -8,6 +8,7 @@
  * is compared byte for byte wherever the destination is held with -S.
  */
 #include "qemu/osdep.h"
+#include "qemu/byteorder.h"
 
 #include <fcntl.h>
 
@@ -368,11 +369,11 @@ static GByteArray *stream_serial_fifo(const char *file)
     /* 04, be32 id, cstr "serial", be32 instance, be32 version, be32 len, payload */
     const guint8 *rec = (const guint8 *)g_bytes_get_data(f->bytes, NULL) + r->off;
     const guint8 *v = rec + 1 + 4 + 7 + 4;
-    guint32 version = (guint32)v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3];
+    guint32 version = be32_load(v);
     const guint8 *payload = v + 8;
     /* 12 register bytes, the count (version 1: u8, 2: be16), the FIFO from its head. */
     g_assert_true(version == 1 || version == 2);
-    guint count = version == 1 ? payload[12] : (guint)(payload[12] << 8 | payload[13]);
+    guint count = version == 1 ? payload[12] : be16_load(payload + 12);
     g_byte_array_append(fifo, payload + 12 + version, count);
     mig_stream_file_free(f);
     return fifo;

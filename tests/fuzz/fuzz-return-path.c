@@ -7,6 +7,7 @@
  * against a 1 MiB RAM block in plain memory, ERROR text is made printable.
  */
 #include "qemu/osdep.h"
+#include "qemu/byteorder.h"
 #include "fuzz-machine.h"
 
 #include "migration/migration.h"
@@ -27,8 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     while (size - off >= MIG_RP_HDR_LEN) {
         g_autoptr(GError) err = NULL;
-        unsigned type = (unsigned)(data[off] << 8 | data[off + 1]);
-        unsigned len = (unsigned)(data[off + 2] << 8 | data[off + 3]);
+        unsigned type = be16_load(data + off);
+        unsigned len = be16_load(data + off + 2);
         MigRpMsg m;
 
         off += MIG_RP_HDR_LEN;

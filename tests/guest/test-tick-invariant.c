@@ -5,6 +5,7 @@
  * and a lost or repeated page write anywhere makes them fail.
  */
 #include "qemu/osdep.h"
+#include "qemu/byteorder.h"
 
 #include "tick-invariant.h"
 
@@ -20,12 +21,6 @@ typedef struct Fixture {
     TickRange ranges[2];
     uint64_t pages;
 } Fixture;
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    v = GUINT64_TO_LE(v);
-    memcpy(p, &v, sizeof(v));
-}
 
 static uint8_t *page_at(Fixture *f, uint64_t gpa)
 {
@@ -58,18 +53,18 @@ static void model(Fixture *f, uint64_t mem_writes, uint64_t mbx_writes)
         *page_at(f, walk_gpa(f, i)) = (uint8_t)c;
     }
     memset(mbx, 0, TICK_PAGE_SIZE);
-    put_le64(mbx + TICK_MBX_MAGIC, TICK_MAILBOX_MAGIC);
-    put_le64(mbx + TICK_MBX_PASSES, mbx_writes / f->pages);
-    put_le64(mbx + TICK_MBX_START, f->ranges[0].start);
-    put_le64(mbx + TICK_MBX_END, f->ranges[1].end);
-    put_le64(mbx + TICK_MBX_WRITES, mbx_writes);
-    put_le64(mbx + TICK_MBX_PAGES, f->pages);
-    put_le64(mbx + TICK_MBX_STATE, TICK_STATE_TICKING);
-    put_le64(mbx + TICK_MBX_RING, 3);
-    put_le64(mbx + TICK_MBX_NR_RANGES, 2);
+    le64_store(mbx + TICK_MBX_MAGIC, TICK_MAILBOX_MAGIC);
+    le64_store(mbx + TICK_MBX_PASSES, mbx_writes / f->pages);
+    le64_store(mbx + TICK_MBX_START, f->ranges[0].start);
+    le64_store(mbx + TICK_MBX_END, f->ranges[1].end);
+    le64_store(mbx + TICK_MBX_WRITES, mbx_writes);
+    le64_store(mbx + TICK_MBX_PAGES, f->pages);
+    le64_store(mbx + TICK_MBX_STATE, TICK_STATE_TICKING);
+    le64_store(mbx + TICK_MBX_RING, 3);
+    le64_store(mbx + TICK_MBX_NR_RANGES, 2);
     for (i = 0; i < 2; i++) {
-        put_le64(mbx + TICK_MBX_RANGES + i * 16, f->ranges[i].start);
-        put_le64(mbx + TICK_MBX_RANGES + i * 16 + 8, f->ranges[i].end);
+        le64_store(mbx + TICK_MBX_RANGES + i * 16, f->ranges[i].start);
+        le64_store(mbx + TICK_MBX_RANGES + i * 16 + 8, f->ranges[i].end);
     }
 }
 
@@ -238,27 +233,27 @@ static void test_bad_dump(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(why->str, "mailbox"));
 
     model(f, 10, 10);
-    put_le64(mbx + TICK_MBX_MAGIC, 0);
+    le64_store(mbx + TICK_MBX_MAGIC, 0);
     assert_bad(f, "magic");
 
     model(f, 10, 10);
-    put_le64(mbx + TICK_MBX_STATE, TICK_STATE_ZEROING);
+    le64_store(mbx + TICK_MBX_STATE, TICK_STATE_ZEROING);
     assert_bad(f, "not started ticking");
 
     model(f, 10, 10);
-    put_le64(mbx + TICK_MBX_PASSES, 7);
+    le64_store(mbx + TICK_MBX_PASSES, 7);
     assert_bad(f, "passes");
 
     model(f, 10, 10);
-    put_le64(mbx + TICK_MBX_PAGES, f->pages + 1);
+    le64_store(mbx + TICK_MBX_PAGES, f->pages + 1);
     assert_bad(f, "inconsistent");
 
     model(f, 10, 10);
-    put_le64(mbx + TICK_MBX_NR_RANGES, TICK_MAX_RANGES + 1);
+    le64_store(mbx + TICK_MBX_NR_RANGES, TICK_MAX_RANGES + 1);
     assert_bad(f, "ranges");
 
     model(f, 10, 10);
-    put_le64(mbx + TICK_MBX_RANGES + 16, 0x8000);       /* before range 0 */
+    le64_store(mbx + TICK_MBX_RANGES + 16, 0x8000);       /* before range 0 */
     assert_bad(f, "out of order");
 }
 

@@ -5,6 +5,7 @@
  * docs/devel/test-guests.md). Pure C + GLib so functional tests link it.
  */
 #include "qemu/osdep.h"
+#include "qemu/byteorder.h"
 
 #include "tick-invariant.h"
 
@@ -41,14 +42,6 @@ static const TickMemPiece *tick_find(const TickMemPiece *mem, size_t n_mem,
     return NULL;
 }
 
-static uint64_t tick_le64(const uint8_t *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, sizeof(v));
-    return GUINT64_FROM_LE(v);
-}
-
 bool tick_mailbox_read(const TickMemPiece *mem, size_t n_mem,
                        TickMailbox *mb, GString *why)
 {
@@ -66,21 +59,21 @@ bool tick_mailbox_read(const TickMemPiece *mem, size_t n_mem,
         return false;
     }
     b = p->host + (TICK_MAILBOX_GPA - p->gpa);
-    magic = tick_le64(b + TICK_MBX_MAGIC);
+    magic = le64_load(b + TICK_MBX_MAGIC);
     if (magic != TICK_MAILBOX_MAGIC) {
         tick_why(why, "no tick mailbox at 0x%" PRIx64 " (magic 0x%016" PRIx64 ")",
                  (uint64_t)TICK_MAILBOX_GPA, magic);
         return false;
     }
-    mb->passes = tick_le64(b + TICK_MBX_PASSES);
-    mb->start = tick_le64(b + TICK_MBX_START);
-    mb->end = tick_le64(b + TICK_MBX_END);
-    mb->writes = tick_le64(b + TICK_MBX_WRITES);
-    mb->pages = tick_le64(b + TICK_MBX_PAGES);
-    mb->state = tick_le64(b + TICK_MBX_STATE);
-    mb->pass_limit = tick_le64(b + TICK_MBX_PASS_LIMIT);
-    mb->ring = tick_le64(b + TICK_MBX_RING);
-    mb->nr_ranges = tick_le64(b + TICK_MBX_NR_RANGES);
+    mb->passes = le64_load(b + TICK_MBX_PASSES);
+    mb->start = le64_load(b + TICK_MBX_START);
+    mb->end = le64_load(b + TICK_MBX_END);
+    mb->writes = le64_load(b + TICK_MBX_WRITES);
+    mb->pages = le64_load(b + TICK_MBX_PAGES);
+    mb->state = le64_load(b + TICK_MBX_STATE);
+    mb->pass_limit = le64_load(b + TICK_MBX_PASS_LIMIT);
+    mb->ring = le64_load(b + TICK_MBX_RING);
+    mb->nr_ranges = le64_load(b + TICK_MBX_NR_RANGES);
     if (mb->state > TICK_STATE_DONE) {
         tick_why(why, "tick mailbox has an unknown state %" PRIu64, mb->state);
         return false;
@@ -93,8 +86,8 @@ bool tick_mailbox_read(const TickMemPiece *mem, size_t n_mem,
     for (i = 0; i < mb->nr_ranges; i++) {
         TickRange *r = &mb->ranges[i];
 
-        r->start = tick_le64(b + TICK_MBX_RANGES + i * 16);
-        r->end = tick_le64(b + TICK_MBX_RANGES + i * 16 + 8);
+        r->start = le64_load(b + TICK_MBX_RANGES + i * 16);
+        r->end = le64_load(b + TICK_MBX_RANGES + i * 16 + 8);
         if (r->start >= r->end || (r->start | r->end) % TICK_PAGE_SIZE ||
             (i > 0 && r->start < mb->ranges[i - 1].end)) {
             tick_why(why, "tick mailbox range %zu [0x%" PRIx64 ", 0x%" PRIx64

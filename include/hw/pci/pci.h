@@ -16,6 +16,7 @@
 
 #include "qemu/osdep.h"
 #include "hw/mmio.h"
+#include "qemu/byteorder.h"
 
 #define PCI_CONFIG_SPACE_SIZE   256
 #define PCI_NUM_BARS            6
@@ -191,25 +192,22 @@ void pci_device_post_load(PCIDevice *d);
 /* pci-device.c tells the bus (pci-host.c) that @d's INTx contribution may have changed. */
 void pci_bus_device_irq_changed(PCIDevice *d);
 
-/* Little-endian accessors for configuration bytes. */
+/* Configuration space is little-endian (PCI Local Bus spec). */
 static inline uint16_t pci_get_word(const uint8_t *p)
 {
-    return (uint16_t)(p[0] | p[1] << 8);
+    return le16_load(p);
 }
 static inline uint32_t pci_get_long(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return le32_load(p);
 }
 static inline void pci_set_word(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    le16_store(p, v);
 }
 static inline void pci_set_long(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
+    le32_store(p, v);
 }
 
 #endif
