@@ -45,10 +45,36 @@ static inline bool migrate_cap(MigrationCapability c)
     return __atomic_load_n(&migrate_caps[c], __ATOMIC_RELAXED);
 }
 
-/* ---- state machines (migration.c) ---- */
+/* ---- state machines (source.c, incoming.c, migration-qmp.c) ---- */
 
 /* An outgoing migration is between setup and its end (any thread). */
 bool migration_is_running(void);
+
+/*
+ * The one way to change either side's state: compare-and-swap from @old,
+ * then the MIGRATION event (with the events capability). Any thread.
+ */
+bool migrate_set_state(int *state, MigrationStatus old, MigrationStatus new_state);
+
+/*
+ * An error message may quote the peer (an ERROR reason, a block name):
+ * only a sanitized copy reaches error-desc and stderr.
+ */
+GError *migration_error_sanitized(const GError *err);
+
+/* This machine's CONFIG record (config-record.c; BQL held). */
+MigConfig *migration_local_config(Machine *m);
+
+/* ---- the runstate record (runstate-record.c) ---- */
+
+/* Register the record (start-up). */
+void runstate_record_register(void);
+/* Source: the run state the destination should come up in, and when we stopped. */
+void runstate_record_set_outgoing(const char *runstate);
+void runstate_record_set_stop_time(int64_t realtime_us);
+/* Destination: what the record said ("" before it arrived; 0 if no time). */
+const char *runstate_record_incoming(void);
+int64_t runstate_record_incoming_stop_time(void);
 
 /* Source-side statistics; written by the migration thread, read under stats_lock. */
 typedef struct MigrationStatsCounters {

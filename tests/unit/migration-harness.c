@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The unit-test machine for migration/ram.c and migration/migration.c (see
+ * The unit-test machine for migration/ram.c and the migration state machines (see
  * migration-harness.h): plain-memory RAM, a dirty log the test writes,
  * vCPUs that only count pauses, recorded events and a main loop that runs
  * while the test waits.

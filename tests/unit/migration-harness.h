@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * A machine for unit tests of migration/ram.c and migration/migration.c:
+ * A machine for unit tests of migration/ram.c and the migration state machines:
  * guest RAM is plain memory in this process, and the few machine, vCPU,
  * KVM and main-loop calls those files make are stood in for here. The
  * dirty log is a bitmap the test writes (the pages "the guest" touched),

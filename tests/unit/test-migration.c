@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Unit tests of migration/migration.c on a machine whose RAM is plain
+ * Unit tests of the migration state machines (source.c, incoming.c,
+ * migration-qmp.c) on a machine whose RAM is plain
  * memory (migration-harness.h): the real source thread, return-path
  * reader and QMP commands, against a destination played by the test on a
  * real unix socket. The peer parses the stream with the same decoders a

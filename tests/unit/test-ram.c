@@ -3,7 +3,7 @@
  * Unit tests of migration/ram.c on a machine whose RAM is plain memory
  * (migration-harness.h): the source sweep and its request queue after the
  * postcopy switch, the destination loader, and huge-page assembly under
- * userfaultfd. Each test runs in a subprocess: ram.c and migration.c keep
+ * userfaultfd. Each test runs in a subprocess: ram.c and the state machines keep
  * one state per process, as godwit does.
  */
 #include "qemu/osdep.h"
