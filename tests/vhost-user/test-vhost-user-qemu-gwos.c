@@ -5,7 +5,7 @@
  * postcopy from the start. gwos's own counters must carry on across the
  * move (nothing corrupt or repeated, lost frames bounded by what a
  * back-end dropped) and the destination back-end's postcopy faults must
- * have been resolved by QEMU. Skips loudly without QEMU or gwos.
+ * have been resolved by QEMU. Skips loudly without QEMU, gwos or /dev/kvm.
  */
 #include <stdbool.h>
 
@@ -14,11 +14,9 @@
 #include "vu-backend.h"
 #include "vu-frontend.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define RAM_MIB 128
 #define MAC "52:54:00:12:34:56"
@@ -42,20 +40,25 @@ typedef struct NetLine {
     gint64 tx, rx, lost, dup, corrupt;
 } NetLine;
 
+/* GW_VU_QEMU_ACCEL=tcg: TCG by hand (see require_accel). */
 static bool use_kvm(void)
 {
     const char *accel = g_getenv("GW_VU_QEMU_ACCEL");
-    int fd;
 
-    if (accel && *accel) {
-        return !strcmp(accel, "kvm");
-    }
-    fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    close(fd);
-    return true;
+    return !accel || strcmp(accel, "tcg");
+}
+
+/*
+ * KVM, or a loud skip. QEMU 7.2 under TCG does not move gwos faithfully:
+ * on this host its destination showed the guest's console lock held by
+ * nobody (both vCPUs spinning on it), frames counted twice and frames
+ * from nowhere, i.e. guest pages left stale, as the QEMU tests with a
+ * Linux guest saw too (docs/devel/vhost-user-backend.md). So a TCG run
+ * measures QEMU, not the back-end; GW_VU_QEMU_ACCEL=tcg still forces one.
+ */
+static bool require_accel(void)
+{
+    return !use_kvm() || gw_require_kvm();
 }
 
 static char *qemu_binary(void)
@@ -75,8 +78,8 @@ static char *qemu_binary(void)
  * QEMU's arguments for gwos with its NIC on the back-end at @sock.
  * Under KVM: -cpu host less arch-capabilities (kvm_pvm refuses to set that
  * MSR and QEMU aborts); the device keeps its MSI-X vectors, which gwos never
- * enables. Under TCG vectors=0, as QEMU 7.2 crashes when a guest enables
- * MSI-X on a vhost-user NIC there.
+ * enables. Under TCG (by hand) vectors=0, as QEMU 7.2 crashes when a guest
+ * enables MSI-X on a vhost-user NIC there.
  */
 static char *qemu_args(const char *gwos, const char *sock, const char *extra)
 {
@@ -144,11 +147,10 @@ static GwVuBackend *backend_start(Rig *r, const char *name)
 }
 
 /* Both QEMUs, each with its back-end; the source's guest exchanges frames. */
-static Rig *rig_start(const char *qemu, const char *gwos, const char *name)
+static Rig *rig_start(const char *gwos, const char *name)
 {
     Rig *r = g_new0(Rig, 1);
 
-    gw_set_binary(qemu, GW_FLAVOUR_QEMU);
     r->dir = gw_vu_dir_new(name);
     r->uri = g_strdup_printf("unix:%s/mig.sock", r->dir);
     r->src_be = backend_start(r, "src-backend");
@@ -378,14 +380,17 @@ static void test_migrate(gconstpointer data)
     g_autofree char *qemu = qemu_binary();
     const char *gwos = qemu ? gw_require_guest("GW_OS_GUEST") : NULL;
 
-    if (!gwos || !gw_vu_require(GW_VU_EXAMPLE)) {
+    if (qemu) {
+        gw_set_binary(qemu, GW_FLAVOUR_QEMU);
+    }
+    if (!gwos || !gw_vu_require(GW_VU_EXAMPLE) || !require_accel()) {
         return;
     }
     if (mode != MODE_PRECOPY && !gw_require_uffd()) {
         return;
     }
     static const char *const names[] = { "qg-pre", "qg-pass", "qg-pc" };
-    Rig *r = rig_start(qemu, gwos, names[mode]);
+    Rig *r = rig_start(gwos, names[mode]);
     migrate(r, mode);
     g_autofree char *st = gw_vm_query_status(r->dst);
     g_assert_cmpstr(st, ==, "running");
