@@ -10,14 +10,8 @@
 
 #include "libgw.h"
 
-/*
- * The wire constants (MIG_REC_*, MIG_CMD_*, MIG_RP_MSG_*). format.h's
- * MigConfig (the CONFIG record) is renamed so that the migration
- * framework's MigConfig (a test's configuration) can live beside it.
- */
-#define MigConfig MigWireConfig
+/* The wire constants (MIG_REC_*, MIG_CMD_*, MIG_RP_MSG_*). */
 #include "migration/format.h"
-#undef MigConfig
 
 /* One top-level record of a stream file: its bytes are [off, off + len). */
 typedef struct MigRec {

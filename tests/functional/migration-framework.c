@@ -67,17 +67,17 @@ const char *mig_require(bool postcopy)
 /* ---------------------------------------------------------------------- */
 /* Command lines */
 
-static unsigned cfg_ram(const MigConfig *cfg)
+static unsigned cfg_ram(const MigTestConfig *cfg)
 {
     return cfg->ram_mib ? cfg->ram_mib : 128;
 }
 
-static unsigned cfg_smp(const MigConfig *cfg)
+static unsigned cfg_smp(const MigTestConfig *cfg)
 {
     return cfg->smp ? cfg->smp : 1;
 }
 
-static char *backend_args(const MigConfig *cfg)
+static char *backend_args(const MigTestConfig *cfg)
 {
     unsigned ram = cfg_ram(cfg);
 
@@ -101,7 +101,7 @@ static char *backend_args(const MigConfig *cfg)
     g_assert_not_reached();
 }
 
-char *mig_src_args(const MigConfig *cfg, const char *tick)
+char *mig_src_args(const MigTestConfig *cfg, const char *tick)
 {
     g_autofree char *be = backend_args(cfg);
 
@@ -110,7 +110,7 @@ char *mig_src_args(const MigConfig *cfg, const char *tick)
                            cfg->tick_append ? cfg->tick_append : "");
 }
 
-char *mig_dst_args(const MigConfig *cfg, const char *incoming, bool paused)
+char *mig_dst_args(const MigTestConfig *cfg, const char *incoming, bool paused)
 {
     g_autofree char *be = backend_args(cfg);
 
@@ -120,7 +120,7 @@ char *mig_dst_args(const MigConfig *cfg, const char *incoming, bool paused)
                            paused ? "-S" : "", incoming);
 }
 
-GwVM *mig_start_source(const MigConfig *cfg, const char *name)
+GwVM *mig_start_source(const MigTestConfig *cfg, const char *name)
 {
     const char *tick = g_getenv("GW_TICK_GUEST");
     g_autofree char *args = mig_src_args(cfg, tick);
@@ -174,7 +174,7 @@ static char *dst_tcp_uri(GwVM *dst)
 
 void mig_start_dest(MigTest *t, const char *name, bool paused)
 {
-    const MigConfig *cfg = t->cfg;
+    const MigTestConfig *cfg = t->cfg;
     g_autofree char *args = NULL;
     g_autofree char *fifo_dir = NULL;
     GwVMOpts o = { .name = name };
@@ -268,7 +268,7 @@ void mig_set_params(GwVM *vm, const char *params)
 
 void mig_configure(MigTest *t)
 {
-    const MigConfig *cfg = t->cfg;
+    const MigTestConfig *cfg = t->cfg;
 
     mig_set_caps(t->src, "events", true);
     mig_set_caps(t->dst, "events", true);
@@ -613,7 +613,7 @@ void mig_test_free(MigTest *t)
     g_free(t);
 }
 
-static MigTest *mig_test_new(const MigConfig *cfg)
+static MigTest *mig_test_new(const MigTestConfig *cfg)
 {
     MigTest *t = g_new0(MigTest, 1);
 
@@ -656,7 +656,7 @@ void mig_finish_dest(MigTest *t)
 
 static void switch_to_postcopy(MigTest *t)
 {
-    const MigConfig *cfg = t->cfg;
+    const MigTestConfig *cfg = t->cfg;
 
     switch (cfg->postcopy) {
     case MIG_PC_NONE:
@@ -679,7 +679,7 @@ static void switch_to_postcopy(MigTest *t)
     }
 }
 
-void mig_run(const MigConfig *cfg, MigTest **keep)
+void mig_run(const MigTestConfig *cfg, MigTest **keep)
 {
     MigTest *t = mig_test_new(cfg);
     const char *expect = cfg->expect_status ? cfg->expect_status : "completed";

@@ -44,7 +44,7 @@ typedef enum MigPostcopy {
 typedef struct MigTest MigTest;
 typedef void (*MigHook)(MigTest *t);
 
-typedef struct MigConfig {
+typedef struct MigTestConfig {
     unsigned ram_mib;           /* default 128 */
     unsigned smp;               /* default 1 */
     MigBackend backend;
@@ -85,10 +85,10 @@ typedef struct MigConfig {
     /* Called at the end, with both VMs still there. */
     MigHook end_hook;
     gpointer opaque;
-} MigConfig;
+} MigTestConfig;
 
 struct MigTest {
-    const MigConfig *cfg;
+    const MigTestConfig *cfg;
     GwVM *src;
     GwVM *dst;
     char *uri;                  /* what the source was told to migrate to */
@@ -123,14 +123,14 @@ void mig_add_test_data(const char *path, gconstpointer data,
 const char *mig_require(bool postcopy);
 
 /* The source / destination command line for @cfg (g_free). */
-char *mig_src_args(const MigConfig *cfg, const char *tick);
-char *mig_dst_args(const MigConfig *cfg, const char *incoming, bool paused);
+char *mig_src_args(const MigTestConfig *cfg, const char *tick);
+char *mig_dst_args(const MigTestConfig *cfg, const char *incoming, bool paused);
 
 /*
  * Start the source with the tick guest and wait until it has printed its
  * first pass marker (so the invariant holds from then on).
  */
-GwVM *mig_start_source(const MigConfig *cfg, const char *name);
+GwVM *mig_start_source(const MigTestConfig *cfg, const char *name);
 /* Wait until the VM prints the marker of a pass after the current one. */
 void mig_wait_new_pass(GwVM *vm);
 /*
@@ -198,7 +198,7 @@ guint64 mig_check_markers(GwVM *const *vms, size_t n);
  * Frees everything unless @keep is non-NULL (then the caller frees it with
  * mig_test_free).
  */
-void mig_run(const MigConfig *cfg, MigTest **keep);
+void mig_run(const MigTestConfig *cfg, MigTest **keep);
 void mig_test_free(MigTest *t);
 
 /* After completion, with t->dst paused: cont, new markers, invariant. */

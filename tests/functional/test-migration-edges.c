@@ -96,7 +96,7 @@ static void check_requests_served(MigTest *t)
 
 static void run_hugetlb_running(const char *tick)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = tick,
         .transport = MIG_UNIX,
         .backend = MIG_BACKEND_HUGETLB,
@@ -165,7 +165,7 @@ static char *make_used_file(void)
  */
 static void run_file_reused(bool postcopy)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         /* The guest writes 2..32 MiB: the rest goes as zero pages. */
         .tick_append = postcopy ? "rate=0 end=0x2000000" : "rate=128 end=0x2000000",
         .transport = MIG_UNIX,
@@ -246,7 +246,7 @@ static void test_precopy_bandwidth_top(void)
         return;
     }
     for (size_t i = 0; i < G_N_ELEMENTS(params); i++) {
-        MigConfig cfg = {
+        MigTestConfig cfg = {
             .tick_append = "rate=128",
             .transport = MIG_UNIX,
             .src_params = params[i],
@@ -259,7 +259,7 @@ static void test_precopy_bandwidth_top(void)
 
 static void test_postcopy_bandwidth_top(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = "rate=0",
         .transport = MIG_UNIX,
         .caps = "postcopy-ram",

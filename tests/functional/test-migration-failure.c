@@ -21,12 +21,12 @@
 
 #define TICK_DEFAULT "rate=128"
 
-static const MigConfig plain_cfg = {
+static const MigTestConfig plain_cfg = {
     .tick_append = TICK_DEFAULT,
     .transport = MIG_UNIX,
 };
 
-static MigTest *new_test(const MigConfig *cfg)
+static MigTest *new_test(const MigTestConfig *cfg)
 {
     MigTest *t = g_new0(MigTest, 1);
 
@@ -58,7 +58,7 @@ static void check_source_unharmed(GwVM *src)
  * A second migration of t->src to a fresh destination succeeds, byte for
  * byte, and the guest runs on there.
  */
-static void second_migration(MigTest *t, const MigConfig *cfg)
+static void second_migration(MigTest *t, const MigTestConfig *cfg)
 {
     GwVM *src = t->src;
     g_autoptr(JsonNode) stop = NULL;
@@ -224,13 +224,13 @@ static void test_cancel_setup(void)
     mig_test_free(t);
 }
 
-static const MigConfig slow_link_cfg = {
+static const MigTestConfig slow_link_cfg = {
     .tick_append = TICK_DEFAULT,
     .transport = MIG_UNIX,
     .src_params = "'max-bandwidth': 8388608",
 };
 
-static const MigConfig fast_link_cfg = {
+static const MigTestConfig fast_link_cfg = {
     .tick_append = TICK_DEFAULT,
     .transport = MIG_UNIX,
     .src_params = "'max-bandwidth': 0",
@@ -261,7 +261,7 @@ static void test_cancel_active(void)
     mig_test_free(t);
 }
 
-static const MigConfig pre_switch_cfg = {
+static const MigTestConfig pre_switch_cfg = {
     .tick_append = TICK_DEFAULT,
     .transport = MIG_UNIX,
     .src_caps = "pause-before-switchover",

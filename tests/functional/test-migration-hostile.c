@@ -23,7 +23,7 @@ static MigStreamFile *captured;
 
 static const MigStreamFile *real_stream(void)
 {
-    static const MigConfig cfg = { .ram_mib = HOSTILE_RAM_MIB };
+    static const MigTestConfig cfg = { .ram_mib = HOSTILE_RAM_MIB };
     g_autofree char *file = NULL;
     g_autofree char *uri = NULL;
     g_autofree char *data = NULL;
@@ -444,7 +444,7 @@ static void test_rp_error_text(void)
 {
     static const char evil[] = "\x1b[2J\x07gone\nsecond line \xc2\x9b" "31m";
     static const char nul[] = "abc\0def";
-    static const MigConfig cfg = { .ram_mib = HOSTILE_RAM_MIB };
+    static const MigTestConfig cfg = { .ram_mib = HOSTILE_RAM_MIB };
     g_autofree char *desc1 = NULL;
     g_autofree char *desc2 = NULL;
     g_autofree char *err = NULL;
@@ -495,7 +495,7 @@ static void test_rp_error_text(void)
  */
 static void test_query_while_ending(void)
 {
-    static const MigConfig cfg = { .ram_mib = HOSTILE_RAM_MIB, .tick_append = "rate=128" };
+    static const MigTestConfig cfg = { .ram_mib = HOSTILE_RAM_MIB, .tick_append = "rate=128" };
 
     if (!mig_require(false)) {
         return;

@@ -58,7 +58,7 @@ static void check_postcopy_stats(MigTest *t)
 
 static void test_plain(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .caps = PC_CAPS,
@@ -76,7 +76,7 @@ static void test_plain(void)
 
 static void test_pure(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_TCP,
         .caps = PC_CAPS,
@@ -95,7 +95,7 @@ static void test_pure(void)
 
 static void test_memfd(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .backend = MIG_BACKEND_MEMFD,
@@ -130,7 +130,7 @@ static void check_requests(MigTest *t)
 
 static void test_running(gconstpointer data)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .backend = GPOINTER_TO_INT(data),
@@ -153,7 +153,7 @@ static void test_running(gconstpointer data)
 
 static void test_no_converge(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .caps = PC_CAPS,
@@ -199,7 +199,7 @@ static void check_auto_switch(MigTest *t)
 
 static void test_auto_switch(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .caps = PC_CAPS,
@@ -287,7 +287,7 @@ static void blocktime_final(MigTest *t)
 static void test_blocktime(void)
 {
     double live = 0;
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .smp = 1,
@@ -309,7 +309,7 @@ static void test_blocktime(void)
 /* ---------------------------------------------------------------------- */
 /* Peers killed after the switch */
 
-static MigTest *start_slow_postcopy(MigConfig *cfg, bool dst_paused)
+static MigTest *start_slow_postcopy(MigTestConfig *cfg, bool dst_paused)
 {
     MigTest *t = g_new0(MigTest, 1);
 
@@ -327,7 +327,7 @@ static MigTest *start_slow_postcopy(MigConfig *cfg, bool dst_paused)
 
 static void test_kill_dest(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .caps = PC_CAPS,
@@ -388,7 +388,7 @@ static guint64 mailbox_writes(GwVM *vm)
 
 static void test_kill_src(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .caps = PC_CAPS,
@@ -560,7 +560,7 @@ static char *reserve_hugepages(guint64 n)
 
 static void run_hugetlb(MigBackend backend, const char *mount_path)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = PC_TICK,
         .transport = MIG_UNIX,
         .backend = backend,

@@ -18,7 +18,7 @@
 
 static void run_plain(MigTransport tr)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = TICK_DEFAULT,
         .transport = tr,
     };
@@ -56,7 +56,7 @@ static void test_defer(void)
 
 static void test_memfd(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = TICK_DEFAULT,
         .transport = MIG_UNIX,
         .backend = MIG_BACKEND_MEMFD,
@@ -70,7 +70,7 @@ static void test_memfd(void)
 
 static void test_smp2(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = TICK_DEFAULT,
         .transport = MIG_UNIX,
         .smp = 2,
@@ -95,7 +95,7 @@ static void test_smp2(void)
  */
 static void test_rewrite(void)
 {
-    MigConfig cfg = {
+    MigTestConfig cfg = {
         .tick_append = "rate=32",
         .transport = MIG_UNIX,
         .src_params = "'max-bandwidth': 134217728, 'downtime-limit': 100",
@@ -122,12 +122,12 @@ static void test_rewrite(void)
  */
 static void test_ping_pong(void)
 {
-    MigConfig ab = {
+    MigTestConfig ab = {
         .tick_append = TICK_DEFAULT,
         .transport = MIG_UNIX,
         .dst_autostart = true,
     };
-    MigConfig ba = {
+    MigTestConfig ba = {
         .tick_append = TICK_DEFAULT,
         .transport = MIG_TCP,
     };
@@ -212,12 +212,12 @@ static void ac_watch_throttle(MigTest *t)
 static void test_auto_converge(void)
 {
     double max_throttle = 0;
-    MigConfig without = {
+    MigTestConfig without = {
         .tick_append = AC_TICK,
         .transport = MIG_UNIX,
         .src_params = AC_PARAMS,
     };
-    MigConfig with = {
+    MigTestConfig with = {
         .tick_append = AC_TICK,
         .transport = MIG_UNIX,
         .src_params = AC_PARAMS,
