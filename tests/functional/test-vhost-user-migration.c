@@ -34,6 +34,7 @@ typedef struct Mig {
     char *src_sock, *dst_sock, *uri;
     GwVuBackend *src_be, *dst_be;
     GwVM *src, *dst;
+    unsigned announce_rounds;   /* set on the destination; 0: QEMU's default, 5 */
 } Mig;
 
 typedef struct MigOpts {
@@ -236,13 +237,18 @@ static void check_backends(Mig *m, bool precopy_logging)
 {
     const char *rarp = m->kind == GW_VU_EXAMPLE ? "SEND_RARP for 52:54:00:12:34:56" :
                        "read message VHOST_USER_SEND_RARP";
+    guint rounds = m->announce_rounds ? m->announce_rounds : 5;
     gint64 deadline = g_get_monotonic_time() + gw_timeout(10000) * 1000LL;
 
-    /* announce-rounds (5): the first at once, the last ~550 ms later. */
-    while (gw_vu_log_count(m->dst_be, rarp) < 5 && g_get_monotonic_time() < deadline) {
+    /*
+     * announce-rounds SEND_RARPs: by default 5, the first at once, the last
+     * ~550 ms later. Then a second more, so one round too many would show.
+     */
+    while (gw_vu_log_count(m->dst_be, rarp) < rounds && g_get_monotonic_time() < deadline) {
         g_usleep(100000);
     }
-    g_assert_cmpuint(gw_vu_log_count(m->dst_be, rarp), ==, 5);
+    g_usleep(1000000);
+    g_assert_cmpuint(gw_vu_log_count(m->dst_be, rarp), ==, rounds);
     if (m->kind == GW_VU_TESTPMD) {
         if (precopy_logging) {
             gw_vu_wait_log(m->src_be, "read message VHOST_USER_SET_LOG_BASE", 1000);
@@ -300,6 +306,9 @@ static void test_postcopy_after_pass(gconstpointer opaque)
     mig_set_caps(m.dst, "postcopy-ram", true);
     /* A link the workload outpaces, so precopy would not end by itself. */
     mig_set_params(m.src, "'max-bandwidth': 16777216, 'downtime-limit': 1");
+    /* The destination announces with its own announce-* parameters. */
+    mig_set_params(m.dst, "'announce-rounds': 3, 'announce-initial': 20, 'announce-step': 30");
+    m.announce_rounds = 3;
     migrate(&m);
     json_node_unref(gw_qmp_wait_event_match(m.src, "MIGRATION_PASS", event_pass_ge2, NULL,
                                             gw_timeout(MIG_MS)));
