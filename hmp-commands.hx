@@ -114,6 +114,17 @@ doc: |
   and thread counts take plain integers; `on`/`off` for the booleans;
   strings for `tls-*` and `multifd-compression`.
 ---
+command: migrate_pause
+params:
+help: break the postcopy connection on purpose (either side, postcopy-active only)
+handler: hmp_migrate_pause
+---
+command: migrate_recover
+args: uri:s
+params: uri
+help: destination in postcopy-paused: listen on uri for the source's migrate -r
+handler: hmp_migrate_recover
+---
 command: migrate_start_postcopy
 params:
 help: switch the running outgoing migration to postcopy

@@ -48,7 +48,9 @@ static bool incoming_has_error(IncomingState *is)
     return failed;
 }
 
-static bool incoming_rp_send(IncomingState *is, const MigRpMsg *m)
+/* One return-path message and, for RECV_BITMAP, the bytes that follow it, unsplit. */
+static bool incoming_rp_send_with(IncomingState *is, const MigRpMsg *m, const uint8_t *extra,
+                                  size_t extra_len)
 {
     uint8_t buf[MIG_RP_HDR_LEN + MIG_RP_MAX_LEN];
     size_t n = mig_rp_encode(m, buf);
@@ -63,12 +65,18 @@ static bool incoming_rp_send(IncomingState *is, const MigRpMsg *m)
         g_mutex_unlock(&is->rp_lock);
         return false;
     }
-    if (!qio_channel_write_all(is->ch, buf, n, &err)) {
+    if (!qio_channel_write_all(is->ch, buf, n, &err) ||
+        (extra_len && !qio_channel_write_all(is->ch, extra, extra_len, &err))) {
         g_debug("migration: return path write failed: %s", err->message);
         ok = false;
     }
     g_mutex_unlock(&is->rp_lock);
     return ok;
+}
+
+static bool incoming_rp_send(IncomingState *is, const MigRpMsg *m)
+{
+    return incoming_rp_send_with(is, m, NULL, 0);
 }
 
 /* The fault thread asks the source for a page (no lock held by the caller). */
@@ -148,6 +156,8 @@ static int incoming_postcopy_discard(void *opaque, const char *block, const MigD
 
 static gpointer listen_thread_fn(gpointer opaque);
 static const LoadVMCommandOps listen_ops;
+static int incoming_recv_bitmap(void *opaque, const char *block, GError **errp);
+static int incoming_postcopy_resume(void *opaque, GError **errp);
 
 static int incoming_postcopy_listen(void *opaque, GError **errp)
 {
@@ -240,6 +250,8 @@ static const LoadVMCommandOps incoming_ops = {
 /* The listen thread only sees pages and, at worst, a PING. */
 static const LoadVMCommandOps listen_ops = {
     .ping = incoming_ping,
+    .recv_bitmap = incoming_recv_bitmap,
+    .postcopy_resume = incoming_postcopy_resume,
 };
 
 static gboolean incoming_postcopy_completed(gpointer opaque)
@@ -249,79 +261,234 @@ static gboolean incoming_postcopy_completed(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static gboolean incoming_postcopy_paused(gpointer opaque)
-{
-    IncomingState *is = &mig_dst;
-
-    fprintf(stderr, "godwit: Detected IO failure for postcopy. Migration paused: %s\n",
-            is->error ? is->error->message : "unknown error");
-    migrate_set_state(&is->state, MIGRATION_STATUS_POSTCOPY_ACTIVE,
-                      MIGRATION_STATUS_POSTCOPY_PAUSED);
-    return G_SOURCE_REMOVE;
-}
-
 static gboolean incoming_finish_failed(gpointer opaque);
 static void incoming_send_error(IncomingState *is, const GError *err);
+
+/* ---- postcopy recovery ---- */
+
+/* The reason for the latest pause replaces the one before (error-desc). */
+static void incoming_replace_error(IncomingState *is, GError *err)
+{
+    g_mutex_lock(&is->err_lock);
+    g_clear_error(&is->error);
+    is->error = err;
+    g_mutex_unlock(&is->err_lock);
+}
+
+/*
+ * The stream broke after RUN (or migrate-pause): close both directions,
+ * stop requesting pages (faults are still recorded), forget a half
+ * assembled huge page, postcopy-paused. Listen thread.
+ */
+static void incoming_postcopy_pause(IncomingState *is, const GError *err)
+{
+    GError *why;
+
+    g_mutex_lock(&is->rp_lock);
+    if (is->pause_requested) {
+        why = g_error_new(GW_ERROR, 0, "migrate-pause was requested");
+    } else {
+        g_autoptr(GError) clean = migration_error_sanitized(err);
+        why = g_error_new(GW_ERROR, 0, "Lost the connection to the source: %s", clean->message);
+    }
+    is->pause_requested = false;
+    g_mutex_unlock(&is->rp_lock);
+
+    postcopy_incoming_pause(ram_postcopy_incoming());
+    fprintf(stderr, "godwit: Detected IO failure for postcopy. Migration paused: %s\n",
+            why->message);
+    incoming_replace_error(is, why);
+    stream_free(is->s);
+    is->s = NULL;
+    g_mutex_lock(&is->rp_lock);
+    if (is->ch) {
+        qio_channel_shutdown(is->ch, QIO_CHANNEL_SHUTDOWN_BOTH);
+        qio_channel_unref(is->ch);
+        is->ch = NULL;
+    }
+    is->rp_open = false;
+    g_mutex_unlock(&is->rp_lock);
+    ram_postcopy_incoming_reconnect();
+    int st = g_atomic_int_get(&is->state);
+    if (st != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        migrate_set_state(&is->state, st, MIGRATION_STATUS_POSTCOPY_PAUSED);
+    }
+}
+
+/* Wait for migrate-recover and the source's new connection. Listen thread. */
+static void incoming_wait_recovery(IncomingState *is)
+{
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+
+        g_mutex_lock(&is->run_lock);
+        while (!is->recover_listener) {
+            g_cond_wait(&is->run_cond, &is->run_lock);
+        }
+        MigrationListener *l = is->recover_listener;
+        is->recover_listener = NULL;
+        g_mutex_unlock(&is->run_lock);
+
+        QIOChannel *ch = migration_listener_accept(l, is->cancel, &err);
+        migration_listener_free(l);
+        if (!ch) {
+            fprintf(stderr, "godwit: postcopy recovery failed: %s\n", err->message);
+            incoming_replace_error(is, g_error_copy(err));
+            continue;
+        }
+        g_mutex_lock(&is->rp_lock);
+        is->ch = ch;
+        is->rp_open = true;
+        g_mutex_unlock(&is->rp_lock);
+        g_mutex_lock(&is->run_lock);
+        is->rp_named = false;       /* the first request on the new channel names its block */
+        g_mutex_unlock(&is->run_lock);
+        is->s = stream_new_reader(ch);
+        migrate_set_state(&is->state, MIGRATION_STATUS_POSTCOPY_PAUSED,
+                          MIGRATION_STATUS_POSTCOPY_RECOVER);
+        return;
+    }
+}
+
+bool incoming_pause(IncomingState *is)
+{
+    if (g_atomic_int_get(&is->state) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        return false;
+    }
+    g_mutex_lock(&is->rp_lock);
+    is->pause_requested = true;
+    if (is->ch) {
+        qio_channel_shutdown(is->ch, QIO_CHANNEL_SHUTDOWN_BOTH);
+    }
+    g_mutex_unlock(&is->rp_lock);
+    return true;
+}
+
+bool incoming_recover(IncomingState *is, const char *uri, GError **errp)
+{
+    MigrationListener *l = migration_listen(uri, errp);
+
+    if (!l) {
+        return false;
+    }
+    g_mutex_lock(&is->err_lock);
+    g_free(is->socket_uri);
+    is->socket_uri = g_strdup(migration_listener_uri(l));
+    g_mutex_unlock(&is->err_lock);
+    g_mutex_lock(&is->run_lock);
+    if (is->recover_listener) {
+        /* An earlier migrate-recover nobody connected to yet: the new address wins. */
+        migration_listener_free(is->recover_listener);
+    }
+    is->recover_listener = l;
+    g_cond_broadcast(&is->run_cond);
+    g_mutex_unlock(&is->run_lock);
+    /* As QEMU: an extra setup event, the state stays postcopy-paused. */
+    qapi_event_send_migration(MIGRATION_STATUS_SETUP);
+    return true;
+}
+
+/* RECV_BITMAP: which pages we hold, so the source sends only the others. */
+static int incoming_recv_bitmap(void *opaque, const char *block, GError **errp)
+{
+    IncomingState *is = opaque;
+    size_t len;
+    g_autofree uint8_t *bits = ram_postcopy_received_bitmap(block, &len, errp);
+    MigRpMsg m = { .type = MIG_RP_MSG_RECV_BITMAP };
+
+    if (!bits) {
+        return -1;
+    }
+    if (g_atomic_int_get(&is->state) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        error_setg(errp, "RECV_BITMAP outside a postcopy recovery");
+        return -1;
+    }
+    g_strlcpy(m.block, block, sizeof(m.block));
+    if (!incoming_rp_send_with(is, &m, bits, len)) {
+        error_setg(errp, "cannot send the received bitmap to the source");
+        return -1;
+    }
+    return 0;
+}
+
+/* POSTCOPY_RESUME: back to postcopy-active; ask again for every page still missing. */
+static int incoming_postcopy_resume(void *opaque, GError **errp)
+{
+    IncomingState *is = opaque;
+    MigRpMsg ack = { .type = MIG_RP_MSG_RESUME_ACK, .value = 1 };
+
+    if (!migrate_set_state(&is->state, MIGRATION_STATUS_POSTCOPY_RECOVER,
+                           MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
+        error_setg(errp, "POSTCOPY_RESUME outside a postcopy recovery");
+        return -1;
+    }
+    if (!incoming_rp_send(is, &ack)) {
+        error_setg(errp, "cannot send RESUME_ACK to the source");
+        return -1;
+    }
+    return postcopy_incoming_resume(ram_postcopy_incoming(), errp) ? 0 : -1;
+}
 
 static gpointer listen_thread_fn(gpointer opaque)
 {
     IncomingState *is = opaque;
-    g_autoptr(GError) err = NULL;
 
     pthread_setname_np(pthread_self(), GW_THREAD_MIG_DST_LISTEN);
-    LoadVMResult r = loadvm_main(is->listen_lst, is->s, &err);
-    if (r == LOADVM_QUIT && !err) {
-        error_setg(&err, "unexpected command after the postcopy switch");
-    }
-    /* The guest must not be started from incomplete state: wait for RUN. */
-    g_mutex_lock(&is->run_lock);
-    while (!is->run_done && r == LOADVM_EOF) {
-        g_cond_wait(&is->run_cond, &is->run_lock);
-    }
-    bool ran = is->run_done;
-    g_mutex_unlock(&is->run_lock);
-
-    if (r == LOADVM_EOF) {
-        PostcopyIncoming *pc = ram_postcopy_incoming();
-        if (!postcopy_incoming_finish(pc, &err)) {
-            g_prefix_error(&err, "postcopy ended with pages missing: ");
-            r = LOADVM_ERROR;
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        LoadVMResult r = loadvm_main(is->listen_lst, is->s, &err);
+        if (r == LOADVM_QUIT && !err) {
+            error_setg(&err, "unexpected command after the postcopy switch");
         }
-    }
-    if (r == LOADVM_EOF) {
-        MigRpMsg shut = { .type = MIG_RP_MSG_SHUT, .value = 0 };
-        incoming_rp_send(is, &shut);
-        /* The fault thread is gone: nobody writes the return path any more. */
-        loadvm_state_free(is->listen_lst);
-        loadvm_state_free(is->lst);
-        is->listen_lst = is->lst = NULL;
-        stream_free(is->s);
-        is->s = NULL;
-        g_mutex_lock(&is->rp_lock);
-        qio_channel_unref(is->ch);
-        is->ch = NULL;
-        is->rp_open = false;
-        g_mutex_unlock(&is->rp_lock);
-        main_loop_schedule(incoming_postcopy_completed, NULL);
-        return NULL;
-    }
-    if (!incoming_set_error(is, err)) {
-        /* The incoming thread failed first (and stopped our reads): it reports. */
-        return NULL;
-    }
-    if (ran) {
+        /* The guest must not be started from incomplete state: wait for RUN. */
+        g_mutex_lock(&is->run_lock);
+        while (!is->run_done && r == LOADVM_EOF) {
+            g_cond_wait(&is->run_cond, &is->run_lock);
+        }
+        bool ran = is->run_done;
+        g_mutex_unlock(&is->run_lock);
+
+        if (r == LOADVM_EOF) {
+            PostcopyIncoming *pc = ram_postcopy_incoming();
+            if (!postcopy_incoming_finish(pc, &err)) {
+                g_prefix_error(&err, "postcopy ended with pages missing: ");
+                r = LOADVM_ERROR;
+            }
+        }
+        if (r == LOADVM_EOF) {
+            MigRpMsg shut = { .type = MIG_RP_MSG_SHUT, .value = 0 };
+            incoming_rp_send(is, &shut);
+            /* The fault thread is gone: nobody writes the return path any more. */
+            loadvm_state_free(is->listen_lst);
+            loadvm_state_free(is->lst);
+            is->listen_lst = is->lst = NULL;
+            stream_free(is->s);
+            is->s = NULL;
+            g_mutex_lock(&is->rp_lock);
+            qio_channel_unref(is->ch);
+            is->ch = NULL;
+            is->rp_open = false;
+            g_mutex_unlock(&is->rp_lock);
+            main_loop_schedule(incoming_postcopy_completed, NULL);
+            return NULL;
+        }
+        if (!ran) {
+            if (!incoming_set_error(is, err)) {
+                /* The incoming thread failed first (and stopped our reads): it reports. */
+                return NULL;
+            }
+            incoming_send_error(is, is->error);
+            main_loop_schedule(incoming_finish_failed, NULL);
+            return NULL;
+        }
         /*
          * The guest runs here already: keep userfaultfd registered (blocked
          * vCPUs stay blocked; no zero page replaces data) and wait for a
-         * recovery.
+         * recovery, as many times as it takes.
          */
-        postcopy_incoming_pause(ram_postcopy_incoming());
-        main_loop_schedule(incoming_postcopy_paused, NULL);
-    } else {
-        incoming_send_error(is, is->error);
-        main_loop_schedule(incoming_finish_failed, NULL);
+        incoming_postcopy_pause(is, err);
+        incoming_wait_recovery(is);
     }
-    return NULL;
 }
 
 static gboolean incoming_finish_ok(gpointer opaque)

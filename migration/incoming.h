@@ -32,6 +32,7 @@ typedef struct IncomingState {
      */
     GMutex err_lock;
     GError *error;
+    /* socket_uri changes on migrate-recover (out of band): err_lock too */
 
     /* postcopy */
     MigStream *s;                 /* the main stream; the listen thread takes it over */
@@ -43,6 +44,10 @@ typedef struct IncomingState {
     GCond run_cond;
     bool run_done;                /* RUN processed: the guest may run here */
     bool postcopy;                /* LISTEN processed */
+
+    /* postcopy recovery */
+    bool pause_requested;         /* migrate-pause broke the connection; rp_lock */
+    MigrationListener *recover_listener;  /* from migrate-recover, for the listen thread; run_lock */
 } IncomingState;
 
 /* The one incoming migration of this process. */
@@ -50,5 +55,9 @@ extern IncomingState mig_dst;
 
 /* Listen on @uri and start the incoming thread (main thread). */
 bool incoming_start(IncomingState *is, const char *uri, GError **errp);
+/* migrate-pause: break the connection if postcopy-active (true), else false. Any thread. */
+bool incoming_pause(IncomingState *is);
+/* migrate-recover (in postcopy-paused): listen on @uri for the source's resume. Any thread. */
+bool incoming_recover(IncomingState *is, const char *uri, GError **errp);
 
 #endif

@@ -80,7 +80,17 @@ JsonNode *qmp_migrate(JsonObject *args, GError **errp)
         return NULL;
     }
     if (json_object_has_member(args, "resume") && json_object_get_boolean_member(args, "resume")) {
-        error_setg(errp, "Cannot resume if there is no paused migration");
+        if (g_atomic_int_get(&ms->state) != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+            error_setg(errp, "Cannot resume if there is no paused migration");
+            return NULL;
+        }
+        /* The paused migration thread connects and runs the recovery. */
+        g_mutex_lock(&ms->lock);
+        g_free(ms->uri);
+        ms->uri = g_strdup(uri);
+        ms->resume_requested = true;
+        g_cond_broadcast(&ms->cond);
+        g_mutex_unlock(&ms->lock);
         return NULL;
     }
     if (migration_is_running()) {
@@ -118,7 +128,7 @@ JsonNode *qmp_migrate(JsonObject *args, GError **errp)
     ms->start_ms = gw_clock_ms();
     ms->setup_ms = ms->end_ms = ms->downtime_ms = 0;
     ms->expected_downtime_ms = (int64_t)migrate_params.downtime_limit;
-    ms->transferred = 0;
+    ms->transferred = ms->transferred_base = 0;
     ms->split_stop_us = ms->split_sync_us = ms->split_pages_us = 0;
     ms->split_state_us = ms->split_flush_us = 0;
     migration_stats_unlock();
@@ -129,6 +139,9 @@ JsonNode *qmp_migrate(JsonObject *args, GError **errp)
     ms->rp_pong = 0;
     ms->rp_shut = ms->rp_failed = false;
     g_clear_pointer(&ms->rp_error, g_free);
+    ms->rp_dest_failed = ms->rp_resume_ack = false;
+    ms->pause_requested = ms->resume_requested = false;
+    g_clear_pointer(&ms->rp_bitmap, g_free);
     g_free(ms->uri);
     ms->uri = g_strdup(uri);
     if (ms->cancel) {
@@ -202,6 +215,43 @@ JsonNode *qmp_migrate_continue(JsonObject *args, GError **errp)
     ms->continue_requested = true;
     g_cond_broadcast(&ms->cond);
     g_mutex_unlock(&ms->lock);
+    return NULL;
+}
+
+/*
+ * Out of band (no BQL): break the connection; the threads of either side
+ * see it fail and pause. Only the states are read here, atomically.
+ */
+JsonNode *qmp_migrate_pause(JsonObject *args, GError **errp)
+{
+    MigrationState *ms = &mig_src;
+
+    if (g_atomic_int_get(&ms->state) == MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        g_mutex_lock(&ms->lock);
+        ms->pause_requested = true;
+        if (ms->ch) {
+            qio_channel_shutdown(ms->ch, QIO_CHANNEL_SHUTDOWN_BOTH);
+        }
+        g_mutex_unlock(&ms->lock);
+        return NULL;
+    }
+    if (g_atomic_int_get(&ms->state) == MIGRATION_STATUS_NONE &&
+        incoming_pause(&mig_dst)) {
+        return NULL;
+    }
+    error_setg(errp, "migrate-pause is currently only supported during postcopy-active state");
+    return NULL;
+}
+
+JsonNode *qmp_migrate_recover(JsonObject *args, GError **errp)
+{
+    IncomingState *is = &mig_dst;
+
+    if (g_atomic_int_get(&is->state) != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        error_setg(errp, "Migrate recover can only be run when postcopy is paused.");
+        return NULL;
+    }
+    incoming_recover(is, json_object_get_string_member(args, "uri"), errp);
     return NULL;
 }
 
@@ -365,8 +415,11 @@ JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
             if (ist != MIGRATION_STATUS_NONE) {
                 json_object_set_string_member(o, "status", MigrationStatus_str(ist));
             }
-            if (is->socket_uri && ist != MIGRATION_STATUS_COMPLETED) {
-                JsonObject *sa = socket_address(is->socket_uri);
+            g_mutex_lock(&is->err_lock);
+            g_autofree char *listen_uri = g_strdup(is->socket_uri);
+            g_mutex_unlock(&is->err_lock);
+            if (listen_uri && ist != MIGRATION_STATUS_COMPLETED) {
+                JsonObject *sa = socket_address(listen_uri);
                 if (sa) {
                     JsonArray *a = json_array_new();
                     json_array_add_object_element(a, sa);

@@ -154,4 +154,21 @@ bool ram_postcopy_incoming_listen(const int *vcpu_tids, int nvcpus, GError **err
 /* The postcopy state (NULL before the first DISCARD/LISTEN). */
 PostcopyIncoming *ram_postcopy_incoming(void);
 
+/* ---- RAM, postcopy recovery (ram.c) ---- */
+
+/* The RAM block's name (RECV_BITMAP asks for it by name). */
+const char *ram_block_name(void);
+/* Source: bitmap bytes expected for @block, 0 for an unknown block (any thread). */
+uint64_t ram_recv_bitmap_bytes(const char *block);
+/*
+ * Source, migration thread, VM stopped: the destination's received bitmap
+ * (@size bytes) becomes the set of pages to send; queued requests are dropped.
+ */
+bool ram_postcopy_resume_from_received(const char *block, const uint8_t *bytes, uint64_t size,
+                                       GError **errp);
+/* Destination: the RECV_BITMAP reply's trailing bytes for @block (g_free). */
+uint8_t *ram_postcopy_received_bitmap(const char *block, size_t *len, GError **errp);
+/* Destination, new connection: forget half-assembled huge pages and the last block. */
+void ram_postcopy_incoming_reconnect(void);
+
 #endif

@@ -29,6 +29,7 @@
 #include "migration/postcopy-ram.h"
 #include "migration/postcopy-notify.h"
 #include "migration/ram-format.h"
+#include "migration/recv-bitmap.h"
 #include "migration/savevm.h"
 #include "sysemu/kvm.h"
 #include <fcntl.h>
@@ -1005,6 +1006,76 @@ bool ram_postcopy_incoming_listen(const int *vcpu_tids, int nvcpus, GError **err
 PostcopyIncoming *ram_postcopy_incoming(void)
 {
     return ram_state.postcopy_in;
+}
+
+/* ---- postcopy recovery ---- */
+
+const char *ram_block_name(void)
+{
+    return ram_state.rb->name;
+}
+
+uint64_t ram_recv_bitmap_bytes(const char *block)
+{
+    RAMState *rs = &ram_state;
+
+    return rs->rb && !strcmp(block, rs->rb->name) ? recv_bitmap_size(rs->npages) : 0;
+}
+
+bool ram_postcopy_resume_from_received(const char *block, const uint8_t *bytes, uint64_t size,
+                                       GError **errp)
+{
+    RAMState *rs = &ram_state;
+
+    if (!rs->bmap || strcmp(block, rs->rb->name) != 0) {
+        error_setg(errp, "The destination sent a received bitmap for an unknown RAM block");
+        return false;
+    }
+    if (size != recv_bitmap_size(rs->npages)) {
+        error_setg(errp, "The destination's received bitmap has %" PRIu64 " bytes, expected %"
+                   PRIu64, size, recv_bitmap_size(rs->npages));
+        return false;
+    }
+    /*
+     * What the destination lacks is what is left to send: pages in flight
+     * when the connection broke go again, received ones never do. Requests
+     * queued for the old connection are dropped (the destination asks
+     * again), and the new channel's first record names its block.
+     */
+    rs->dirty = recv_bitmap_to_dirty(bytes, rs->npages, rs->bmap);
+    rs->pos = 0;
+    rs->sweep_done = false;
+    ram_drop_requests(rs);
+    ram_writer_reset(&rs->writer);
+    migration_stats_lock();
+    migration_stats()->remaining_bytes = rs->dirty * GW_PAGE_SIZE;
+    migration_stats_unlock();
+    return true;
+}
+
+uint8_t *ram_postcopy_received_bitmap(const char *block, size_t *len, GError **errp)
+{
+    RAMState *rs = &ram_state;
+
+    if (!rs->received || !rs->rb || strcmp(block, rs->rb->name) != 0) {
+        error_setg(errp, "The source asked for the received bitmap of an unknown RAM block");
+        return NULL;
+    }
+    return recv_bitmap_encode(rs->received, rs->npages, len);
+}
+
+void ram_postcopy_incoming_reconnect(void)
+{
+    RAMState *rs = &ram_state;
+
+    /*
+     * A host page half assembled when the connection broke was never placed
+     * nor marked received: the source sends it whole again.
+     */
+    rs->hp_offset = UINT64_MAX;
+    rs->hp_count = 0;
+    rs->hp_all_zero = true;
+    ram_reader_reset(&rs->reader);
 }
 
 static bool ram_load(MigStream *s, void *opaque, uint32_t version, MigRecordType type,

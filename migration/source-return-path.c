@@ -6,6 +6,61 @@
  */
 #include "qemu/osdep.h"
 #include "migration/source.h"
+#include "qemu/bql.h"
+
+static bool read_be64(QIOChannel *ch, uint64_t *v, GError **errp)
+{
+    uint8_t b[8];
+
+    if (!qio_channel_read_all(ch, b, sizeof(b), errp)) {
+        return false;
+    }
+    *v = 0;
+    for (int i = 0; i < 8; i++) {
+        *v = *v << 8 | b[i];
+    }
+    return true;
+}
+
+/*
+ * The bytes after a RECV_BITMAP message: be64 size, the bitmap, be64 end
+ * marker. Hostile input: the size must be exactly what our block needs.
+ */
+static bool rp_read_bitmap(MigrationState *ms, QIOChannel *ch, const char *block,
+                           GError **errp)
+{
+    uint64_t expect = ram_recv_bitmap_bytes(block);
+    uint64_t size, end;
+
+    if (!expect) {
+        error_setg(errp, "The destination sent a received bitmap for an unknown RAM block");
+        return false;
+    }
+    if (!read_be64(ch, &size, errp)) {
+        return false;
+    }
+    if (size != expect) {
+        error_setg(errp, "The destination's received bitmap has %" PRIu64 " bytes, expected %"
+                   PRIu64, size, expect);
+        return false;
+    }
+    g_autofree uint8_t *buf = g_malloc(size);
+    if (!qio_channel_read_all(ch, buf, size, errp) || !read_be64(ch, &end, errp)) {
+        return false;
+    }
+    if (end != MIG_RECV_BITMAP_END) {
+        error_setg(errp, "The destination's received bitmap lacks its end marker");
+        return false;
+    }
+    g_mutex_lock(&ms->lock);
+    g_free(ms->rp_bitmap);
+    ms->rp_bitmap = g_steal_pointer(&buf);
+    ms->rp_bitmap_size = size;
+    g_strlcpy(ms->rp_bitmap_block, block, sizeof(ms->rp_bitmap_block));
+    g_cond_broadcast(&ms->cond);
+    g_mutex_unlock(&ms->lock);
+    return true;
+}
 
 gpointer rp_thread_fn(gpointer opaque)
 {
@@ -20,7 +75,8 @@ gpointer rp_thread_fn(gpointer opaque)
         int r = qio_channel_read_all_eof(ch, hdr, sizeof(hdr), &err);
         if (r <= 0) {
             if (r == 0) {
-                err = g_error_new(GW_ERROR, 0, "the destination closed the return path");
+                err = g_error_new(GW_ERROR, 0, "the destination closed the connection (it "
+                                  "paused, or its process is gone)");
             }
             break;
         }
@@ -66,8 +122,31 @@ gpointer rp_thread_fn(gpointer opaque)
             continue;
         }
         if (m.type == MIG_RP_MSG_ERROR) {
+            /* The destination only gives up like this before it ran the guest. */
+            g_mutex_lock(&ms->lock);
+            ms->rp_dest_failed = true;
+            g_mutex_unlock(&ms->lock);
             err = g_error_new(GW_ERROR, 0, "%s", m.block);
             break;
+        }
+        if ((m.type == MIG_RP_MSG_RECV_BITMAP || m.type == MIG_RP_MSG_RESUME_ACK) &&
+            g_atomic_int_get(&ms->state) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+            err = g_error_new(GW_ERROR, 0, "unexpected return path message %s",
+                              mig_rp_msg_name(m.type));
+            break;
+        }
+        if (m.type == MIG_RP_MSG_RECV_BITMAP) {
+            if (!rp_read_bitmap(ms, ch, m.block, &err)) {
+                break;
+            }
+            continue;
+        }
+        if (m.type == MIG_RP_MSG_RESUME_ACK) {
+            g_mutex_lock(&ms->lock);
+            ms->rp_resume_ack = true;
+            g_cond_broadcast(&ms->cond);
+            g_mutex_unlock(&ms->lock);
+            continue;
         }
         if (m.type != MIG_RP_MSG_PONG) {
             err = g_error_new(GW_ERROR, 0, "unexpected return path message %s",
@@ -136,4 +215,35 @@ bool rp_wait_pong(MigrationState *ms, uint32_t value, int64_t timeout_ms, const 
 bool rp_wait_shut(MigrationState *ms, int64_t timeout_ms, const char *what, GError **errp)
 {
     return rp_wait(ms, pred_shut, 0, timeout_ms, what, errp);
+}
+
+static bool pred_bitmap(MigrationState *ms, uint32_t v)
+{
+    return ms->rp_bitmap != NULL;
+}
+
+static bool pred_resume_ack(MigrationState *ms, uint32_t v)
+{
+    return ms->rp_resume_ack;
+}
+
+bool rp_wait_bitmap(MigrationState *ms, int64_t timeout_ms, const char *what, GError **errp)
+{
+    return rp_wait(ms, pred_bitmap, 0, timeout_ms, what, errp);
+}
+
+bool rp_wait_resume_ack(MigrationState *ms, int64_t timeout_ms, const char *what, GError **errp)
+{
+    return rp_wait(ms, pred_resume_ack, 0, timeout_ms, what, errp);
+}
+
+void rp_wait_ended(MigrationState *ms, int64_t timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000;
+
+    g_mutex_lock(&ms->lock);
+    while (!ms->rp_failed && !ms->rp_shut &&
+           g_cond_wait_until(&ms->cond, &ms->lock, deadline)) {
+    }
+    g_mutex_unlock(&ms->lock);
 }

@@ -81,7 +81,7 @@ static bool migration_sync(MigrationState *ms, uint64_t *dirty, GError **errp)
 static void update_transferred(MigrationState *ms)
 {
     migration_stats_lock();
-    ms->transferred = stream_bytes(ms->s);
+    ms->transferred = ms->transferred_base + stream_bytes(ms->s);
     migration_stats_unlock();
 }
 
@@ -263,6 +263,10 @@ static bool postcopy_run_source(MigrationState *ms, RateWindow *win, GError **er
 {
     MigStream *s = ms->s;
     uint64_t post_start = stream_bytes(s);
+    /* After a recovery the new stream counts from 0: add what went before. */
+    migration_stats_lock();
+    uint64_t post_base = migration_stats()->postcopy_bytes;
+    migration_stats_unlock();
 
     for (;;) {
         int st = g_atomic_int_get(&ms->state);
@@ -276,8 +280,8 @@ static bool postcopy_run_source(MigrationState *ms, RateWindow *win, GError **er
         }
         migration_stats_lock();
         migration_stats()->remaining_bytes = ram_dirty_pages() * GW_PAGE_SIZE;
-        migration_stats()->postcopy_bytes = stream_bytes(s) - post_start;
-        ms->transferred = stream_bytes(s);
+        migration_stats()->postcopy_bytes = post_base + stream_bytes(s) - post_start;
+        ms->transferred = ms->transferred_base + stream_bytes(s);
         migration_stats_unlock();
         if (r == 1 && !ram_has_requests()) {
             break;
@@ -292,10 +296,43 @@ static bool postcopy_run_source(MigrationState *ms, RateWindow *win, GError **er
         return false;
     }
     migration_stats_lock();
-    migration_stats()->postcopy_bytes = stream_bytes(s) - post_start;
+    migration_stats()->postcopy_bytes = post_base + stream_bytes(s) - post_start;
     migration_stats()->remaining_bytes = 0;
     migration_stats_unlock();
     return true;
+}
+
+/* With a return path, completed means the destination loaded it all. */
+static bool source_wait_shut(MigrationState *ms, GError **errp)
+{
+    if (!ms->rp_open) {
+        return true;
+    }
+    if (!rp_wait_shut(ms, 600000, "The destination did not confirm the load", errp)) {
+        return false;
+    }
+    if (ms->rp_shut_status) {
+        error_setg(errp, "The destination failed to load the migration (status %u)",
+                   ms->rp_shut_status);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The destination gave up (ERROR) instead of pausing: it only does so
+ * before it ran the guest, so the guest is still ours to run.
+ */
+static bool source_dest_failed(MigrationState *ms)
+{
+    rp_wait_ended(ms, 1000);
+    g_mutex_lock(&ms->lock);
+    bool failed = ms->rp_dest_failed;
+    g_mutex_unlock(&ms->lock);
+    if (failed) {
+        __atomic_store_n(&ms->in_postcopy, false, __ATOMIC_RELEASE);
+    }
+    return failed;
 }
 
 gpointer migration_thread_fn(gpointer opaque)
@@ -306,6 +343,7 @@ gpointer migration_thread_fn(gpointer opaque)
     ConvergeState cs = { 0 };
     bool tracking = false;
     bool done = false;
+    bool shut_checked = false;
     int64_t pass_start_ms, pass_start_bytes;
     g_autoptr(MigConfig) cfg = NULL;
 
@@ -413,12 +451,22 @@ gpointer migration_thread_fn(gpointer opaque)
         }
         migration_stats_unlock();
         if (__atomic_load_n(&ms->postcopy_requested, __ATOMIC_ACQUIRE)) {
-            if (!postcopy_start(ms, &err)) {
+            bool ok = postcopy_start(ms, &err) && postcopy_run_source(ms, &win, &err) &&
+                      source_wait_shut(ms, &err);
+            /*
+             * After the switch a broken connection pauses: the guest runs on
+             * the destination, and only we hold the pages it still lacks.
+             */
+            while (!ok && ms->in_postcopy && !source_dest_failed(ms)) {
+                postcopy_source_pause(ms, err);
+                g_clear_error(&err);
+                postcopy_source_recover(ms, &win);
+                ok = postcopy_run_source(ms, &win, &err) && source_wait_shut(ms, &err);
+            }
+            if (!ok) {
                 goto out;
             }
-            if (!postcopy_run_source(ms, &win, &err)) {
-                goto out;
-            }
+            shut_checked = true;
             done = true;
             break;
         }
@@ -488,16 +536,8 @@ gpointer migration_thread_fn(gpointer opaque)
     update_transferred(ms);
 
     /* With a return path, completed means the destination loaded it all. */
-    if (ms->rp_open) {
-        if (!rp_wait_shut(ms, 600000, "The destination did not confirm the load",
-                     &err)) {
-            goto out;
-        }
-        if (ms->rp_shut_status) {
-            error_setg(&err, "The destination failed to load the migration (status %u)",
-                       ms->rp_shut_status);
-            goto out;
-        }
+    if (!shut_checked && !source_wait_shut(ms, &err)) {
+        goto out;
     }
 
 out:
@@ -522,7 +562,7 @@ out:
 
         /* query-migrate reads transferred from now on, never the stream. */
         migration_stats_lock();
-        ms->transferred = stream_bytes(s);
+        ms->transferred = ms->transferred_base + stream_bytes(s);
         ms->s = NULL;
         migration_stats_unlock();
         stream_free(s);

@@ -51,6 +51,16 @@ typedef struct MigrationState {
     uint32_t rp_shut_status;
     bool rp_failed;               /* reader ended with an error, lock */
     char *rp_error;
+    bool rp_dest_failed;          /* the destination sent ERROR: it never ran the guest; lock */
+
+    /* postcopy recovery (lock) */
+    bool pause_requested;         /* migrate-pause broke the connection on purpose */
+    bool resume_requested;        /* migrate resume=true: uri holds the new address */
+    uint8_t *rp_bitmap;           /* the destination's received bitmap (RECV_BITMAP) */
+    uint64_t rp_bitmap_size;
+    char rp_bitmap_block[256];
+    bool rp_resume_ack;           /* RESUME_ACK(1) arrived */
+    uint64_t transferred_base;    /* bytes of the streams before the current one (stats_mutex) */
 } MigrationState;
 
 /* The one outgoing migration of this process. */
@@ -69,6 +79,11 @@ gpointer rp_thread_fn(gpointer opaque);
 bool rp_wait_pong(MigrationState *ms, uint32_t value, int64_t timeout_ms, const char *what,
                   GError **errp);
 bool rp_wait_shut(MigrationState *ms, int64_t timeout_ms, const char *what, GError **errp);
+/* Recovery: wait for the RECV_BITMAP reply, for RESUME_ACK; for the reader to end by itself. */
+bool rp_wait_bitmap(MigrationState *ms, int64_t timeout_ms, const char *what, GError **errp);
+bool rp_wait_resume_ack(MigrationState *ms, int64_t timeout_ms, const char *what, GError **errp);
+void rp_wait_ended(MigrationState *ms, int64_t timeout_ms);
+
 
 /* ---- rate limiting and auto-converge (source-rate.c) ---- */
 
@@ -92,5 +107,21 @@ typedef struct ConvergeState {
 
 /* After a pass: raise the vCPU throttle when the guest dirties faster than we send. */
 void autoconverge_check(MigrationState *ms, ConvergeState *cs, uint64_t new_dirty);
+
+/* ---- postcopy pause and recovery (source-recovery.c) ---- */
+
+/*
+ * The connection broke in postcopy (or migrate-pause): record why, close
+ * the channel, end the return-path reader, state postcopy-paused. The VM
+ * stays stopped with every page. Migration thread.
+ */
+void postcopy_source_pause(MigrationState *ms, const GError *err);
+/*
+ * Wait for migrate resume=true, connect, rebuild the pages to send from the
+ * destination's received bitmap, POSTCOPY_RESUME, RESUME_ACK: back in
+ * postcopy-active. A failure on the way goes back to postcopy-paused and
+ * waits again; returns only once recovered. Migration thread.
+ */
+void postcopy_source_recover(MigrationState *ms, RateWindow *win);
 
 #endif

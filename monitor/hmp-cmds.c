@@ -449,6 +449,16 @@ void hmp_migrate_start_postcopy(Monitor *mon, JsonObject *args)
     hmp_simple(mon, "migrate-start-postcopy", NULL);
 }
 
+void hmp_migrate_pause(Monitor *mon, JsonObject *args)
+{
+    hmp_simple(mon, "migrate-pause", NULL);
+}
+
+void hmp_migrate_recover(Monitor *mon, JsonObject *args)
+{
+    hmp_simple(mon, "migrate-recover", args);
+}
+
 void hmp_migrate_continue(Monitor *mon, JsonObject *args)
 {
     const char *state = json_object_get_string_member(args, "state");

@@ -116,7 +116,7 @@ static void fake_reset(void)
              "stop", "cont", "quit", "system_reset", "pmemsave", "migrate",
              "migrate-incoming", "migrate_cancel", "migrate-continue",
              "migrate-set-capabilities", "migrate-set-parameters",
-             "migrate-start-postcopy", NULL }; *c; c++) {
+             "migrate-start-postcopy", "migrate-pause", "migrate-recover", NULL }; *c; c++) {
         g_hash_table_insert(qmp_results, (gpointer)*c, (gpointer)"");
     }
 }
@@ -437,9 +437,6 @@ static void test_dispatch(void)
     g_hash_table_insert(qmp_results, (gpointer)"cont",
                         (gpointer)"!Migration is not finalized yet");
     assert_run("cont", "Error: Migration is not finalized yet\r\n");
-    /* Postcopy recovery is not implemented: no command pretends it is. */
-    assert_run("migrate_recover tcp:0:4444", "unknown command: 'migrate_recover'\r\n");
-    assert_run("migrate_pause", "unknown command: 'migrate_pause'\r\n");
 }
 
 static void test_migration_commands(void)
@@ -456,6 +453,12 @@ static void test_migration_commands(void)
     g_assert_cmpstr(last_call(), ==, "migrate_cancel -");
     assert_run("migrate_start_postcopy", "");
     g_assert_cmpstr(last_call(), ==, "migrate-start-postcopy -");
+    assert_run("migrate_pause", "");
+    g_assert_cmpstr(last_call(), ==, "migrate-pause -");
+    assert_run("migrate_recover tcp:0:4444", "");
+    g_assert_cmpstr(last_call(), ==, "migrate-recover {\"uri\":\"tcp:0:4444\"}");
+    assert_run("migrate -d -r tcp:h:2", "");
+    g_assert_cmpstr(last_call(), ==, "migrate {\"uri\":\"tcp:h:2\",\"resume\":true}");
     assert_run("migrate_continue pre-switchover", "");
     g_assert_cmpstr(last_call(), ==, "migrate-continue {\"state\":\"pre-switchover\"}");
     assert_run("migrate_continue bogus", "Error: invalid parameter value: bogus\r\n");
