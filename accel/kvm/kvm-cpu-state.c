@@ -12,6 +12,7 @@
 #include "qemu/bql.h"
 #include "hw/machine.h"
 #include "migration/register.h"
+#include "accel/kvm/kvm-records.h"
 #include "sysemu/kvm.h"
 #include "sysemu/kvm-cpu.h"
 #include "sysemu/runstate.h"
@@ -449,22 +450,19 @@ static bool cpu_load(void *opaque, const uint8_t *buf, size_t len, uint32_t vers
 
 /* ---- VM-wide: irqchip, PIT, clock ---- */
 
-#define IRQCHIP_RECORD_VERSION 1
-#define PIT_RECORD_VERSION 1
-#define CLOCK_RECORD_VERSION 1
-
 static bool irqchip_save(void *opaque, GByteArray *out, GError **errp)
 {
     Machine *ms = opaque;
+    IrqchipRecord rec = { 0 };
 
-    for (uint32_t id = 0; id < 3; id++) {
-        struct kvm_irqchip chip = { .chip_id = id };
-        if (ioctl(ms->vm_fd, KVM_GET_IRQCHIP, &chip) < 0) {
+    for (uint32_t id = 0; id < G_N_ELEMENTS(rec.chip); id++) {
+        rec.chip[id].chip_id = id;
+        if (ioctl(ms->vm_fd, KVM_GET_IRQCHIP, &rec.chip[id]) < 0) {
             error_setg_errno(errp, errno, "KVM_GET_IRQCHIP %u failed", id);
             return false;
         }
-        g_byte_array_append(out, (const guint8 *)&chip, sizeof(chip));
     }
+    record_save(&irqchip_record_desc, IRQCHIP_RECORD_VERSION, &rec, out);
     return true;
 }
 
@@ -472,20 +470,20 @@ static bool irqchip_load(void *opaque, const uint8_t *buf, size_t len, uint32_t 
                          GError **errp)
 {
     Machine *ms = opaque;
+    g_autofree IrqchipRecord *rec = g_new0(IrqchipRecord, 1);
 
-    if (version != IRQCHIP_RECORD_VERSION || len != 3 * sizeof(struct kvm_irqchip)) {
-        error_setg(errp, "irqchip state has version %u and %zu bytes; expected version %d and %zu",
-                   version, len, IRQCHIP_RECORD_VERSION, 3 * sizeof(struct kvm_irqchip));
+    if (!record_load(&irqchip_record_desc, version, rec, buf, len, errp)) {
         return false;
     }
-    for (uint32_t id = 0; id < 3; id++) {
-        struct kvm_irqchip chip;
-        memcpy(&chip, buf + id * sizeof(chip), sizeof(chip));
-        if (chip.chip_id != id) {
-            error_setg(errp, "irqchip state has chip %u where %u belongs", chip.chip_id, id);
+    for (uint32_t id = 0; id < G_N_ELEMENTS(rec->chip); id++) {
+        if (rec->chip[id].chip_id != id) {
+            error_setg(errp, "irqchip state has chip %u where %u belongs",
+                       rec->chip[id].chip_id, id);
             return false;
         }
-        if (ioctl(ms->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
+    }
+    for (uint32_t id = 0; id < G_N_ELEMENTS(rec->chip); id++) {
+        if (ioctl(ms->vm_fd, KVM_SET_IRQCHIP, &rec->chip[id]) < 0) {
             error_setg_errno(errp, errno, "KVM_SET_IRQCHIP %u failed", id);
             return false;
         }
@@ -508,22 +506,22 @@ static bool pit_frozen;
 static bool pit_save(void *opaque, GByteArray *out, GError **errp)
 {
     Machine *ms = opaque;
-    struct kvm_pit_state2 pit;
+    PitRecord rec;
     int64_t now = host_monotonic_ns();
 
     if (pit_frozen) {
         /* The VM is stopped: send the PIT as it was at the stop. */
-        pit = pit_at_stop;
+        rec.pit = pit_at_stop;
         now = pit_stop_ns;
-    } else if (ioctl(ms->vm_fd, KVM_GET_PIT2, &pit) < 0) {
+    } else if (ioctl(ms->vm_fd, KVM_GET_PIT2, &rec.pit) < 0) {
         error_setg_errno(errp, errno, "KVM_GET_PIT2 failed");
         return false;
     }
     /* count_load_time is host CLOCK_MONOTONIC: send it relative to now. */
     for (int i = 0; i < 3; i++) {
-        pit.channels[i].count_load_time -= now;
+        rec.pit.channels[i].count_load_time -= now;
     }
-    g_byte_array_append(out, (const guint8 *)&pit, sizeof(pit));
+    record_save(&pit_record_desc, PIT_RECORD_VERSION, &rec, out);
     return true;
 }
 
@@ -531,15 +529,14 @@ static bool pit_load(void *opaque, const uint8_t *buf, size_t len, uint32_t vers
                      GError **errp)
 {
     Machine *ms = opaque;
+    PitRecord rec = { 0 };
     struct kvm_pit_state2 pit;
     int64_t now = host_monotonic_ns();
 
-    if (version != PIT_RECORD_VERSION || len != sizeof(pit)) {
-        error_setg(errp, "PIT state has version %u and %zu bytes; expected version %d and %zu",
-                   version, len, PIT_RECORD_VERSION, sizeof(pit));
+    if (!record_load(&pit_record_desc, version, &rec, buf, len, errp)) {
         return false;
     }
-    memcpy(&pit, buf, sizeof(pit));
+    pit = rec.pit;
     for (int i = 0; i < 3; i++) {
         pit.channels[i].count_load_time += now;
     }
@@ -624,28 +621,25 @@ void kvm_clock_on_start(Machine *ms)
 static bool clock_save(void *opaque, GByteArray *out, GError **errp)
 {
     Machine *ms = opaque;
-    uint64_t v;
+    ClockRecord rec;
 
     if (!clock_valid) {
         kvm_clock_on_stop(ms);
     }
-    v = GUINT64_TO_BE(clock_at_stop);
-    g_byte_array_append(out, (const guint8 *)&v, sizeof(v));
+    rec.clock_ns = clock_at_stop;
+    record_save(&clock_record_desc, CLOCK_RECORD_VERSION, &rec, out);
     return true;
 }
 
 static bool clock_load(void *opaque, const uint8_t *buf, size_t len, uint32_t version,
                        GError **errp)
 {
-    uint64_t v;
+    ClockRecord rec;
 
-    if (version != CLOCK_RECORD_VERSION || len != sizeof(v)) {
-        error_setg(errp, "clock state has version %u and %zu bytes; expected version %d and 8",
-                   version, len, CLOCK_RECORD_VERSION);
+    if (!record_load(&clock_record_desc, version, &rec, buf, len, errp)) {
         return false;
     }
-    memcpy(&v, buf, sizeof(v));
-    clock_at_stop = GUINT64_FROM_BE(v);
+    clock_at_stop = rec.clock_ns;
     clock_valid = true;    /* applied by vm_start() -> kvm_clock_on_start() */
     return true;
 }
