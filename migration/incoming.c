@@ -329,6 +329,9 @@ static void incoming_wait_recovery(IncomingState *is)
         is->recover_listener = NULL;
         g_mutex_unlock(&is->run_lock);
 
+        /* Shutting the old channel down fired its cancel token: a new one. */
+        qio_cancel_unref(is->cancel);
+        is->cancel = qio_cancel_new();
         QIOChannel *ch = migration_listener_accept(l, is->cancel, &err);
         migration_listener_free(l);
         if (!ch) {

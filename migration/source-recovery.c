@@ -42,6 +42,9 @@ static void source_drop_connection(MigrationState *ms)
         qio_channel_unref(ms->ch);
         ms->ch = NULL;
     }
+    /* What the reader said belongs to this connection only. */
+    ms->rp_failed = false;
+    g_clear_pointer(&ms->rp_error, g_free);
     g_mutex_unlock(&ms->lock);
 }
 
@@ -83,6 +86,12 @@ void postcopy_source_pause(MigrationState *ms, const GError *err)
 static bool source_try_resume(MigrationState *ms, const char *uri, RateWindow *win,
                               GError **errp)
 {
+    /* Shutting the old channel down fired its cancel token: the new one gets its own. */
+    g_mutex_lock(&ms->lock);
+    qio_cancel_unref(ms->cancel);
+    ms->cancel = qio_cancel_new();
+    g_mutex_unlock(&ms->lock);
+
     QIOChannel *ch = migration_connect(uri, ms->cancel, errp);
 
     if (!ch) {

@@ -142,7 +142,7 @@ void mig_wait_new_pass(GwVM *vm)
 }
 
 /* The destination's listening address from query-migrate (tcp:...:0). */
-static char *dst_tcp_uri(GwVM *dst)
+char *mig_dst_tcp_uri(GwVM *dst)
 {
     g_autoptr(JsonNode) info = mig_query(dst);
     JsonObject *o = json_node_get_object(info);
@@ -218,7 +218,7 @@ void mig_start_dest(MigTest *t, const char *name, bool paused)
         t->uri = g_strdup_printf("unix:%s/mig.sock", gw_vm_dir(t->dst));
         break;
     case MIG_TCP:
-        t->uri = dst_tcp_uri(t->dst);
+        t->uri = mig_dst_tcp_uri(t->dst);
         break;
     case MIG_FD:
         t->uri = g_strdup("fd:mig");

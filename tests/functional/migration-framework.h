@@ -139,6 +139,9 @@ void mig_wait_new_pass(GwVM *vm);
  */
 void mig_start_dest(MigTest *t, const char *name, bool paused);
 
+/* tcp:HOST:PORT a destination listens on (query-migrate's socket-address; g_free). */
+char *mig_dst_tcp_uri(GwVM *dst);
+
 /* Turn on capabilities (comma-separated) / set parameters (JSON members). */
 void mig_set_caps(GwVM *vm, const char *caps, bool on);
 void mig_set_params(GwVM *vm, const char *params);
