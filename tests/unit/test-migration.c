@@ -51,6 +51,8 @@ typedef struct Peer {
     /* Sent on the return path right after PONG 1 (hostile messages), or NULL. */
     const guint8 *inject;
     size_t inject_len;
+    /* At the postcopy package: answer ERROR with this reason and hang up, or NULL. */
+    const char *error_at_package;
     /* Filled by the peer thread. */
     bool got_eof;             /* the whole stream arrived: SHUT(0) was sent */
     uint64_t pages;           /* target pages received (data and zero) */
@@ -138,6 +140,15 @@ static bool peer_read(Peer *p, MigStream *s, QIOChannel *ch, GError **errp)
             } else if (cmd == MIG_CMD_PACKAGED) {
                 uint32_t be;
                 memcpy(&be, pl, 4);
+                if (p->error_at_package) {
+                    /* A destination whose device load failed before RUN. */
+                    MigRpMsg m = { .type = MIG_RP_MSG_ERROR };
+                    g_strlcpy(m.block, p->error_at_package, sizeof(m.block));
+                    peer_send(ch, &m);
+                    qio_channel_shutdown(ch, QIO_CHANNEL_SHUTDOWN_BOTH);
+                    error_setg(errp, "refused the package");
+                    return false;
+                }
                 stream_skip(s, GUINT32_FROM_BE(be));
             }
             break;
@@ -378,6 +389,36 @@ static void incoming_refusal_body(void)
 static void test_incoming_refusal(void)
 {
     SUBPROCESS(incoming_refusal_body());
+}
+
+/*
+ * A destination that fails while loading the postcopy package never ran
+ * the guest and says ERROR: the source does not pause (nobody else has the
+ * guest), it takes the guest back and the migration fails with the reason.
+ */
+static void dest_fails_before_run_body(void)
+{
+    harness_init(4 * MIB, GW_PAGE_SIZE, 1);
+    runstate_set(RUN_STATE_RUNNING);
+    set_caps("events,postcopy-ram");
+    Peer *p = peer_new();
+    p->error_at_package = "device 'serial' failed to load";
+    migrate_to(p);
+    qmp_ok(qmp_migrate_start_postcopy, "{}");
+    wait_status("failed");
+    g_autoptr(JsonObject) q = query_migrate();
+    const char *desc = json_object_get_string_member(q, "error-desc");
+    g_test_message("error-desc: %s", desc);
+    g_assert_nonnull(strstr(desc, "device 'serial' failed to load"));
+    g_assert_cmpint(runstate_get(), ==, RUN_STATE_RUNNING);
+    g_assert_false(harness_dirty_logging());
+    g_assert_nonnull(p->failure);
+    peer_free(p);
+}
+
+static void test_dest_fails_before_run(void)
+{
+    SUBPROCESS(dest_fails_before_run_body());
 }
 
 /* ---------------------------------------------------------------------- */
@@ -692,6 +733,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/migration/destination/refusal", test_incoming_refusal);
     g_test_add_func("/migration/source/return-path", test_return_path);
+    g_test_add_func("/migration/source/dest-fails-before-run", test_dest_fails_before_run);
     g_test_add_func("/migration/source/bandwidth-edges", test_bandwidth_edges);
     g_test_add_func("/migration/source/query-while-ending", test_query_while_ending);
     g_test_add_func("/migration/qmp/parameters", test_parameters);
