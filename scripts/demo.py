@@ -10,6 +10,8 @@ import sys
 import tempfile
 import time
 
+SCALE = 1   # timeouts and sampling windows are multiplied by this (--slow-host)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gwqmp import VM, event_time  # noqa: E402
 
@@ -23,7 +25,11 @@ def main():
     ap.add_argument('--downtime-limit', type=int, default=300)
     ap.add_argument('--no-postcopy', action='store_true',
                     help='skip the second act (postcopy to a third process)')
+    ap.add_argument('--slow-host', action='store_true',
+                    help='allow 4x longer waits (a nested KVM under TCG, the test VM)')
     args = ap.parse_args()
+    global SCALE
+    SCALE = 4 if args.slow_host else 1
 
     godwit = os.path.join(args.build, 'godwit')
     guest = os.path.join(args.build, 'tests', 'guest', 'tick.elf')
@@ -39,7 +45,7 @@ def main():
     src = VM(godwit, ['-m', args.mem, '-kernel', guest, '-append', append], tmp, 'source')
     dst = None
     try:
-        src.wait_serial('tick: pass 3', 30)
+        src.wait_serial('tick: pass 3', 30 * SCALE)
         first = [l for l in src.serial().splitlines() if l.startswith('tick: start')]
         print('   source serial: %s' % (first[0] if first else '?'))
         print('   source serial: %s' % src.serial().splitlines()[-1])
@@ -70,8 +76,8 @@ def main():
         if st != 'completed':
             print('demo: migration %s: %s' % (st, info.get('error-desc', '')), file=sys.stderr)
             return 1
-        stop = src.qmp.wait_event('STOP', 5)
-        resume = dst.qmp.wait_event('RESUME', 5)
+        stop = src.qmp.wait_event('STOP', 5 * SCALE)
+        resume = dst.qmp.wait_event('RESUME', 5 * SCALE)
         dinfo = dst.qmp.cmd('query-migrate')
         ram = info['ram']
         print('== summary')
@@ -94,10 +100,10 @@ def main():
         print('   source status         %s' % src.qmp.cmd('query-status')['status'])
         print('   destination status    %s' % dst.qmp.cmd('query-status')['status'])
         before = len(dst.serial().splitlines())
-        time.sleep(0.5)
+        time.sleep(0.5 * SCALE)
         lines = dst.serial().splitlines()
-        print('   destination serial    %s (%d new pass markers in 0.5 s)'
-              % (lines[-1] if lines else '(none)', len(lines) - before))
+        print('   destination serial    %s (%d new pass markers in %.1f s)'
+              % (lines[-1] if lines else '(none)', len(lines) - before, 0.5 * SCALE))
         if len(lines) <= before:
             return 1
         if args.no_postcopy:
@@ -123,7 +129,7 @@ def postcopy_act(godwit, args, tmp, src):
         src.qmp.cmd('migrate-set-parameters', **{'downtime-limit': 1})
         print('   downtime-limit 1 ms: precopy alone would not converge')
         src.qmp.cmd('migrate', uri='unix:' + sock)
-        src.qmp.wait_event('MIGRATION_PASS', 30, lambda d: d['pass'] >= 2)
+        src.qmp.wait_event('MIGRATION_PASS', 30 * SCALE, lambda d: d['pass'] >= 2)
         print('   first pass done: migrate-start-postcopy')
         src.qmp.cmd('migrate-start-postcopy')
         while True:
@@ -152,10 +158,10 @@ def postcopy_act(godwit, args, tmp, src):
         print('   fault latency         p50 %.0f us, p99 %.0f us, max %.0f us'
               % (lat.get('p50', 0), lat.get('p99', 0), lat.get('max', 0)))
         before = len(dst.serial().splitlines())
-        time.sleep(0.5)
+        time.sleep(0.5 * SCALE)
         lines = dst.serial().splitlines()
-        print('   destination serial    %s (%d new pass markers in 0.5 s)'
-              % (lines[-1] if lines else '(none)', len(lines) - before))
+        print('   destination serial    %s (%d new pass markers in %.1f s)'
+              % (lines[-1] if lines else '(none)', len(lines) - before, 0.5 * SCALE))
         return 0 if len(lines) > before else 1
     finally:
         dst.kill()

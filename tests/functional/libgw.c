@@ -364,7 +364,7 @@ const char *gw_flavour_name(void)
     return gw_flavour() == GW_FLAVOUR_QEMU ? "qemu" : "godwit";
 }
 
-int gw_timeout(int ms)
+static double timeout_scale(void)
 {
     static double scale;
 
@@ -375,7 +375,17 @@ int gw_timeout(int ms)
             scale = 1.0;
         }
     }
-    return (int)(ms * scale);
+    return scale;
+}
+
+int gw_timeout(int ms)
+{
+    return (int)(ms * timeout_scale());
+}
+
+double gw_slow_factor(void)
+{
+    return MAX(timeout_scale(), 1.0);
 }
 
 static void G_GNUC_PRINTF(1, 2) gw_skip(const char *fmt, ...)

@@ -41,6 +41,15 @@ const char *gw_flavour_name(void);
 int gw_timeout(int ms);
 
 /*
+ * GW_TIMEOUT_SCALE as a factor (>= 1) for rates: a lower bound on a rate
+ * that holds on a real KVM (timer ticks per second, pages per second) is
+ * divided by it on a slow host such as the nested test VM. Upper bounds and
+ * invariants (nothing lost, nothing corrupt, the clock never goes back)
+ * never scale.
+ */
+double gw_slow_factor(void);
+
+/*
  * Skips. Each returns true if the test may go on; otherwise it has called
  * g_test_skip() and printed a loud "SKIP: ..." line on stderr, and the
  * test must return at once:

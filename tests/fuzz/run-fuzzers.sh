@@ -9,6 +9,7 @@
 #
 #   tests/fuzz/run-fuzzers.sh build-fuzz 60
 #   GW_FUZZ_KEEP=1 ...    keep the scratch directories (grown corpora, logs)
+#   GW_FUZZ_SUMMARY=FILE  write "passed failed 0" (targets) to FILE at the end
 set -u
 if [ $# -ne 2 ]; then
     echo "usage: $0 BUILD_DIR SECONDS_PER_TARGET" >&2
@@ -19,6 +20,8 @@ secs=$2
 src=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/gw-fuzz-XXXXXX")
 failed=0
+n_ok=0
+n_bad=0
 
 # target  corpus/dictionary name  longest input
 targets="fuzz-stream-load:stream-load:stream:131072
@@ -36,6 +39,7 @@ for t in $targets; do
     if [ ! -x "$bin" ]; then
         echo "$exe: not built ($bin); configure with -Dfuzzing=true and run: ninja -C $build fuzzers"
         failed=1
+        n_bad=$((n_bad + 1))
         continue
     fi
     mkdir -p "$work/corpus"
@@ -58,14 +62,19 @@ for t in $targets; do
                tr '\n' ' ')
     if [ $rc -ne 0 ] || [ -n "$findings" ]; then
         failed=1
+        n_bad=$((n_bad + 1))
         echo "$exe: ${secs}s, execs ${execs:-?}, cov ${cov:-?}, ft ${ft:-?}, corpus $files;" \
              "FINDING (exit $rc): ${findings:-see log} in $work"
     else
         echo "$exe: ${secs}s, execs ${execs:-?}, cov ${cov:-?}, ft ${ft:-?}, corpus $files;" \
              "no crash, leak or timeout"
+        n_ok=$((n_ok + 1))
     fi
 done
 
+if [ -n "${GW_FUZZ_SUMMARY:-}" ]; then
+    echo "$n_ok $n_bad 0" > "$GW_FUZZ_SUMMARY"
+fi
 if [ $failed -eq 0 ] && [ -z "${GW_FUZZ_KEEP:-}" ]; then
     rm -rf "$scratch"
 else
