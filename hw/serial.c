@@ -8,6 +8,7 @@
 #include "qemu/bql.h"
 #include "hw/ioport.h"
 #include "hw/serial.h"
+#include "migration/record.h"
 #include "migration/register.h"
 #include "sysemu/kvm.h"
 
@@ -43,7 +44,7 @@
  */
 #define SERIAL_RECORD_VERSION 2
 
-/* Migrated as-is (see serial_save); fields are bytes so layout is fixed. */
+/* Migrated field by field, in this order (serial_record_fields). */
 typedef struct SerialRegs {
     uint8_t ier, iir, lcr, mcr, lsr, msr, scr, fcr;
     uint8_t dll, dlm;
@@ -200,16 +201,45 @@ static void serial_chr_read(void *opaque, const uint8_t *buf, size_t len)
     serial_update_irq(s);
 }
 
+/* The record: the registers, then the receive FIFO from its head. */
+typedef struct SerialRecord {
+    SerialRegs r;
+    uint8_t rx[UART_RX_FIFO];
+    uint32_t rx_count;
+} SerialRecord;
+
+static const RecordField serial_record_fields[] = {
+    RECORD_FIELD(SerialRecord, r.ier, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.iir, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.lcr, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.mcr, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.lsr, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.msr, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.scr, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.fcr, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.dll, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.dlm, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.thr_ipending, RECORD_U8),
+    RECORD_FIELD(SerialRecord, r.irq_level, RECORD_U8),
+    RECORD_BUF_FIELD(SerialRecord, rx, rx_count, RECORD_BUF8, 1, 1),
+    RECORD_BUF_FIELD(SerialRecord, rx, rx_count, RECORD_BUF16, 2, 0),
+};
+
+static const RecordDesc serial_record_desc = {
+    .name = "serial", .size = sizeof(SerialRecord),
+    .fields = serial_record_fields, .n_fields = G_N_ELEMENTS(serial_record_fields),
+    .version_min = 1, .version_max = SERIAL_RECORD_VERSION,
+};
+
 static bool serial_save(void *opaque, GByteArray *out, GError **errp)
 {
     SerialState *s = opaque;
-    uint16_t n = GUINT16_TO_BE((uint16_t)s->rx_count);
+    SerialRecord rec = { .r = s->r, .rx_count = s->rx_count };
 
-    g_byte_array_append(out, (const guint8 *)&s->r, sizeof(s->r));
-    g_byte_array_append(out, (const guint8 *)&n, sizeof(n));
     for (uint32_t i = 0; i < s->rx_count; i++) {
-        g_byte_array_append(out, &s->rx[(s->rx_head + i) % UART_RX_FIFO], 1);
+        rec.rx[i] = s->rx[(s->rx_head + i) % UART_RX_FIFO];
     }
+    record_save(&serial_record_desc, SERIAL_RECORD_VERSION, &rec, out);
     return true;
 }
 
@@ -217,29 +247,15 @@ static bool serial_load(void *opaque, const uint8_t *buf, size_t len, uint32_t v
                         GError **errp)
 {
     SerialState *s = opaque;
+    SerialRecord rec = { 0 };
 
-    size_t count_len = version == 1 ? 1 : 2;
-    size_t count;
-
-    if (version < 1 || version > SERIAL_RECORD_VERSION) {
-        error_setg(errp, "serial state version %u is not supported (expected 1 to %d)",
-                   version, SERIAL_RECORD_VERSION);
+    if (!record_load(&serial_record_desc, version, &rec, buf, len, errp)) {
         return false;
     }
-    if (len < sizeof(s->r) + count_len) {
-        error_setg(errp, "serial state has a bad length %zu", len);
-        return false;
-    }
-    count = version == 1 ? buf[sizeof(s->r)] :
-            (size_t)(buf[sizeof(s->r)] << 8 | buf[sizeof(s->r) + 1]);
-    if (count > UART_RX_FIFO || len != sizeof(s->r) + count_len + count) {
-        error_setg(errp, "serial state has a bad length %zu for %zu FIFO bytes", len, count);
-        return false;
-    }
-    memcpy(&s->r, buf, sizeof(s->r));
+    s->r = rec.r;
     s->rx_head = 0;
-    s->rx_count = (uint32_t)count;
-    memcpy(s->rx, buf + sizeof(s->r) + count_len, count);
+    s->rx_count = rec.rx_count;
+    memcpy(s->rx, rec.rx, rec.rx_count);
     return true;
 }
 

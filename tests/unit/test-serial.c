@@ -238,10 +238,10 @@ static void test_records(void)
         size_t count_len, data_len;
         const char *msg;
     } bad[] = {
-        { 2, "\x01\x01", 2, 257, "bad length 271 for 257 FIFO bytes" },
-        { 2, "\x00\x05", 2, 4, "bad length 18 for 5 FIFO bytes" },
-        { 2, "\x00", 1, 0, "bad length 13" },
-        { 1, "\x05", 1, 6, "bad length 19 for 5 FIFO bytes" },
+        { 2, "\x01\x01", 2, 257, "has 257 bytes in its field 'rx' where at most 256 fit" },
+        { 2, "\x00\x05", 2, 4, "(version 2, 18 bytes) ends inside its field 'rx'" },
+        { 2, "\x00", 1, 0, "(version 2, 13 bytes) ends inside its field 'rx'" },
+        { 1, "\x05", 1, 6, "serial state (version 1, 19 bytes) is 1 byte too long" },
         { 3, "\x00\x00", 2, 0, "Unsupported version 3 of migration record 'serial'" },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
