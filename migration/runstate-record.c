@@ -6,12 +6,9 @@
  */
 #include "qemu/osdep.h"
 #include "migration/migration.h"
+#include "migration/record.h"
 #include "migration/savevm.h"
 #include "sysemu/runstate.h"
-
-/* Run state the destination should end up in (source side). */
-static char outgoing_runstate[32];
-
 
 /*
  * Version 2 adds the source's wall-clock time of the stop request, so the
@@ -20,66 +17,68 @@ static char outgoing_runstate[32];
  * clocks (the same host in tests and benchmarks).
  */
 #define RUNSTATE_RECORD_VERSION 2
-static int64_t outgoing_stop_realtime_us;
+
+typedef struct RunstateRecord {
+    char state[32];               /* a RunState name */
+    int64_t stop_realtime_us;     /* version 2 on */
+} RunstateRecord;
+
+static const RecordField runstate_record_fields[] = {
+    RECORD_FIELD(RunstateRecord, state, RECORD_STR8),
+    RECORD_FIELD_SINCE(RunstateRecord, stop_realtime_us, RECORD_BE64, 2),
+};
+
+static const RecordDesc runstate_record_desc = {
+    .name = "runstate", .size = sizeof(RunstateRecord),
+    .fields = runstate_record_fields, .n_fields = G_N_ELEMENTS(runstate_record_fields),
+    .version_min = 1, .version_max = RUNSTATE_RECORD_VERSION,
+};
+
+/* Source side: set before the record is saved (migration thread). */
+static RunstateRecord outgoing;
+/* Destination side: what the last loaded record said. */
+static RunstateRecord incoming;
 
 static bool runstate_save(void *opaque, GByteArray *out, GError **errp)
 {
-    uint8_t len = (uint8_t)strlen(outgoing_runstate);
-    uint64_t t = GUINT64_TO_BE((uint64_t)outgoing_stop_realtime_us);
-
-    g_byte_array_append(out, &len, 1);
-    g_byte_array_append(out, (const guint8 *)outgoing_runstate, len);
-    g_byte_array_append(out, (const guint8 *)&t, sizeof(t));
+    record_save(&runstate_record_desc, RUNSTATE_RECORD_VERSION, &outgoing, out);
     return true;
 }
-
-static char incoming_runstate[32];
-static int64_t incoming_stop_realtime_us;
 
 static bool runstate_load(void *opaque, const uint8_t *buf, size_t len, uint32_t version,
                           GError **errp)
 {
-    size_t tail = version >= 2 ? 8 : 0;
+    RunstateRecord rec = { .stop_realtime_us = 0 };
 
-    if (version < 1 || version > RUNSTATE_RECORD_VERSION || len < 1 ||
-        len != 1u + buf[0] + tail || buf[0] >= sizeof(incoming_runstate)) {
-        error_setg(errp, "run state record (version %u, %zu bytes) is malformed", version, len);
+    if (!record_load(&runstate_record_desc, version, &rec, buf, len, errp)) {
         return false;
     }
-    memcpy(incoming_runstate, buf + 1, buf[0]);
-    incoming_runstate[buf[0]] = '\0';
-    if (RunState_parse(incoming_runstate) < 0) {
-        error_setg(errp, "run state record names an unknown state '%s'", incoming_runstate);
+    if (RunState_parse(rec.state) < 0) {
+        error_setg(errp, "run state record names an unknown state '%s'", rec.state);
         return false;
     }
-    incoming_stop_realtime_us = 0;
-    if (tail) {
-        uint64_t t;
-        memcpy(&t, buf + 1 + buf[0], 8);
-        incoming_stop_realtime_us = (int64_t)GUINT64_FROM_BE(t);
-    }
+    incoming = rec;
     return true;
 }
 
-
 void runstate_record_set_outgoing(const char *runstate)
 {
-    g_strlcpy(outgoing_runstate, runstate, sizeof(outgoing_runstate));
+    g_strlcpy(outgoing.state, runstate, sizeof(outgoing.state));
 }
 
 void runstate_record_set_stop_time(int64_t realtime_us)
 {
-    outgoing_stop_realtime_us = realtime_us;
+    outgoing.stop_realtime_us = realtime_us;
 }
 
 const char *runstate_record_incoming(void)
 {
-    return incoming_runstate;
+    return incoming.state;
 }
 
 int64_t runstate_record_incoming_stop_time(void)
 {
-    return incoming_stop_realtime_us;
+    return incoming.stop_realtime_us;
 }
 
 void runstate_record_register(void)
