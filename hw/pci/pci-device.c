@@ -7,6 +7,7 @@
  */
 #include "qemu/osdep.h"
 #include "hw/pci/pci.h"
+#include "migration/record.h"
 
 #define PCI_CAP_START 0x40
 
@@ -207,22 +208,36 @@ void pci_device_reset(PCIDevice *d)
     }
 }
 
+/* The record: configuration space as the guest sees it, byte by byte. */
+typedef struct PCIConfigRecord {
+    uint8_t config[PCI_CONFIG_SPACE_SIZE];
+} PCIConfigRecord;
+
+static const RecordField pci_config_record_fields[] = {
+    RECORD_FIELD(PCIConfigRecord, config, RECORD_U8),
+};
+
+static const RecordDesc pci_config_record_desc = {
+    .name = "PCI configuration", .size = sizeof(PCIConfigRecord),
+    .fields = pci_config_record_fields, .n_fields = G_N_ELEMENTS(pci_config_record_fields),
+    .version_min = PCI_RECORD_VERSION, .version_max = PCI_RECORD_VERSION,
+};
+
 void pci_device_save(PCIDevice *d, GByteArray *out)
 {
-    g_byte_array_append(out, d->config, PCI_CONFIG_SPACE_SIZE);
+    PCIConfigRecord rec;
+
+    memcpy(rec.config, d->config, sizeof(rec.config));
+    record_save(&pci_config_record_desc, PCI_RECORD_VERSION, &rec, out);
 }
 
 bool pci_device_load(PCIDevice *d, const uint8_t *buf, size_t len, uint32_t version,
                      GError **errp)
 {
-    if (version != PCI_RECORD_VERSION) {
-        error_setg(errp, "PCI device %s: configuration record version %u is not supported "
-                   "(expected %d)", d->name, version, PCI_RECORD_VERSION);
-        return false;
-    }
-    if (len != PCI_CONFIG_SPACE_SIZE) {
-        error_setg(errp, "PCI device %s: configuration record has %zu bytes, expected %d",
-                   d->name, len, PCI_CONFIG_SPACE_SIZE);
+    PCIConfigRecord rec;
+
+    if (!record_load(&pci_config_record_desc, version, &rec, buf, len, errp)) {
+        g_prefix_error(errp, "PCI device %s: ", d->name);
         return false;
     }
     for (unsigned i = 0; i < PCI_CONFIG_SPACE_SIZE; i++) {
@@ -230,15 +245,15 @@ bool pci_device_load(PCIDevice *d, const uint8_t *buf, size_t len, uint32_t vers
         if (i == PCI_STATUS) {
             ro &= (uint8_t)~PCI_STATUS_INTERRUPT;    /* state, not identity */
         }
-        if ((buf[i] ^ d->config[i]) & ro) {
+        if ((rec.config[i] ^ d->config[i]) & ro) {
             error_setg(errp, "PCI device %s at %02x.%u: the source's configuration space "
                        "differs from ours at offset 0x%02x (0x%02x, expected 0x%02x): "
                        "not the same device", d->name, PCI_SLOT(d->devfn),
-                       PCI_FUNC(d->devfn), i, buf[i], d->config[i]);
+                       PCI_FUNC(d->devfn), i, rec.config[i], d->config[i]);
             return false;
         }
     }
-    memcpy(d->config, buf, PCI_CONFIG_SPACE_SIZE);
+    memcpy(d->config, rec.config, PCI_CONFIG_SPACE_SIZE);
     return true;
 }
 

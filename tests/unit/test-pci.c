@@ -297,7 +297,10 @@ static void test_record(void)
     cfg_write(src_bus, 4, 0, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
     pci_device_set_irq(&s->pci, true);
     pci_device_save(&s->pci, rec);
-    g_assert_cmpuint(rec->len, ==, 256);
+    /* Golden: the record is configuration space, byte for byte. */
+    g_assert_cmpmem(rec->data, rec->len, s->pci.config, PCI_CONFIG_SPACE_SIZE);
+    g_assert_cmpmem(rec->data, 4, "\xf4\x1a\x41\x10", 4);      /* vendor, device */
+    g_assert_cmphex(pci_get_long(rec->data + 0x20) & ~0xfu, ==, 0xC8000000u);
     pci_device_set_irq(&s->pci, false);
     mmio_region_unmap(&s->pci.bars[4].region);
     mmio_region_unmap(&s->pci.bars[1].region);
@@ -307,6 +310,7 @@ static void test_record(void)
     g_assert_nonnull(strstr(err->message, "255 bytes"));
     g_clear_error(&err);
     g_assert_false(pci_device_load(&d->pci, rec->data, 256, 2, &err));
+    g_assert_nonnull(strstr(err->message, "version 2 is not supported"));
     g_clear_error(&err);
     g_assert_false(pci_device_load(&other->pci, rec->data, 256, 1, &err));
     g_assert_nonnull(strstr(err->message, "not the same device"));
