@@ -8,6 +8,7 @@
 
 #include "migration/format.h"
 #include "migration/stream.h"
+#include "qemu/byteorder.h"
 
 const char *mig_record_name(unsigned type)
 {
@@ -139,14 +140,18 @@ void mig_config_add_cpuid(MigConfig *c, const MigCpuidEntry *e)
 
 static void ba_be32(GByteArray *out, uint32_t v)
 {
-    uint32_t be = GUINT32_TO_BE(v);
-    g_byte_array_append(out, (const guint8 *)&be, 4);
+    uint8_t b[4];
+
+    be32_store(b, v);
+    g_byte_array_append(out, b, sizeof(b));
 }
 
 static void ba_be64(GByteArray *out, uint64_t v)
 {
-    uint64_t be = GUINT64_TO_BE(v);
-    g_byte_array_append(out, (const guint8 *)&be, 8);
+    uint8_t b[8];
+
+    be64_store(b, v);
+    g_byte_array_append(out, b, sizeof(b));
 }
 
 static void ba_cstr(GByteArray *out, const char *s)
@@ -330,39 +335,23 @@ bool mig_config_compare(const MigConfig *src, const MigConfig *dst,
 
 /* --- return path --- */
 
+/* Store and advance: the encoder below writes a message front to back. */
 static uint8_t *put16(uint8_t *p, uint16_t v)
 {
-    p[0] = v >> 8;
-    p[1] = v;
+    be16_store(p, v);
     return p + 2;
 }
 
 static uint8_t *put32(uint8_t *p, uint32_t v)
 {
-    uint32_t be = GUINT32_TO_BE(v);
-    memcpy(p, &be, 4);
+    be32_store(p, v);
     return p + 4;
 }
 
 static uint8_t *put64(uint8_t *p, uint64_t v)
 {
-    uint64_t be = GUINT64_TO_BE(v);
-    memcpy(p, &be, 8);
+    be64_store(p, v);
     return p + 8;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return GUINT32_FROM_BE(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return GUINT64_FROM_BE(v);
 }
 
 size_t mig_rp_encode(const MigRpMsg *m, uint8_t *buf)
@@ -451,7 +440,7 @@ bool mig_rp_decode(unsigned type, const uint8_t *p, size_t len, MigRpMsg *m,
     case MIG_RP_MSG_SHUT:
     case MIG_RP_MSG_PONG:
     case MIG_RP_MSG_RESUME_ACK:
-        m->value = get32(p);
+        m->value = be32_load(p);
         return true;
     case MIG_RP_MSG_REQ_PAGES:
     case MIG_RP_MSG_REQ_PAGES_ID:
@@ -460,8 +449,8 @@ bool mig_rp_decode(unsigned type, const uint8_t *p, size_t len, MigRpMsg *m,
                        "return path", mig_rp_msg_name(type), len);
             return false;
         }
-        m->start = get64(p);
-        m->len = get32(p + 8);
+        m->start = be64_load(p);
+        m->len = be32_load(p + 8);
         if (m->len == 0 || m->start + m->len < m->start) {
             error_setg(errp, "Received page request with bad range "
                        "0x%" PRIx64 "+0x%" PRIx32 " on the return path",
@@ -524,8 +513,8 @@ int mig_cmd_discard_decode(const uint8_t *p, size_t len, char *block,
     const uint8_t *q = p + 1 + nlen;
     int n = (len - 1 - nlen) / 16;
     for (int i = 0; i < n; i++, q += 16) {
-        r[i].start = get64(q);
-        r[i].length = get64(q + 8);
+        r[i].start = be64_load(q);
+        r[i].length = be64_load(q + 8);
         if (r[i].length == 0 || r[i].start + r[i].length < r[i].start) {
             error_setg(errp, "Malformed POSTCOPY_RAM_DISCARD range "
                        "0x%" PRIx64 "+0x%" PRIx64 " for '%s'", r[i].start,

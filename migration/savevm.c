@@ -8,6 +8,7 @@
 #include "qemu/osdep.h"
 
 #include "migration/savevm.h"
+#include "qemu/byteorder.h"
 
 typedef struct SaveEntry {
     bool live;
@@ -189,18 +190,19 @@ void savevm_send_open_return_path(MigStream *s)
 
 void savevm_send_ping(MigStream *s, uint32_t value)
 {
-    uint32_t be = GUINT32_TO_BE(value);
+    uint8_t be[4];
 
-    savevm_put_command(s, MIG_CMD_PING, &be, 4);
+    be32_store(be, value);
+    savevm_put_command(s, MIG_CMD_PING, be, sizeof(be));
 }
 
 void savevm_send_postcopy_advise(MigStream *s, uint64_t pagesize_summary,
                                  uint64_t target_page_size)
 {
-    uint64_t be[2] = {
-        GUINT64_TO_BE(pagesize_summary), GUINT64_TO_BE(target_page_size)
-    };
+    uint8_t be[16];
 
+    be64_store(be, pagesize_summary);
+    be64_store(be + 8, target_page_size);
     savevm_put_command(s, MIG_CMD_POSTCOPY_ADVISE, be, sizeof(be));
 }
 
@@ -250,14 +252,15 @@ bool savevm_send_recv_bitmap(MigStream *s, const char *block, GError **errp)
 bool savevm_send_packaged(MigStream *s, const uint8_t *blob, size_t len,
                           GError **errp)
 {
-    uint32_t be = GUINT32_TO_BE(len);
+    uint8_t be[4];
 
     if (len > MIG_PACKAGED_MAX_LEN) {
         error_setg(errp, "Postcopy package is too large (%zu bytes, max %u)",
                    len, MIG_PACKAGED_MAX_LEN);
         return false;
     }
-    savevm_put_command(s, MIG_CMD_PACKAGED, &be, 4);
+    be32_store(be, (uint32_t)len);
+    savevm_put_command(s, MIG_CMD_PACKAGED, be, sizeof(be));
     stream_put_buffer(s, blob, len);
     return stream_check(s, errp);
 }
@@ -771,20 +774,6 @@ static int load_package(LoadVMState *st, MigStream *s, uint32_t len,
     return LOADVM_QUIT;
 }
 
-static uint64_t be64_at(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return GUINT64_FROM_BE(v);
-}
-
-static uint32_t be32_at(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return GUINT32_FROM_BE(v);
-}
-
 /*
  * The package holds, in order: LISTEN, device records and PINGs, RUN
  * (stream.md). Anything else would run on the incoming thread while the
@@ -843,7 +832,7 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
         return o->open_return_path ? o->open_return_path(st->opaque, errp)
                                    : refuse(cmd, errp);
     case MIG_CMD_PING:
-        return o->ping ? o->ping(st->opaque, be32_at(p), errp)
+        return o->ping ? o->ping(st->opaque, be32_load(p), errp)
                        : refuse(cmd, errp);
     case MIG_CMD_POSTCOPY_ADVISE: {
         if (!o->postcopy_advise) {
@@ -854,7 +843,7 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
                        "package");
             return -1;
         }
-        int r = o->postcopy_advise(st->opaque, be64_at(p), be64_at(p + 8), errp);
+        int r = o->postcopy_advise(st->opaque, be64_load(p), be64_load(p + 8), errp);
         st->advised = r == 0;
         return r;
     }
@@ -928,7 +917,7 @@ static int load_command(LoadVMState *st, MigStream *s, GError **errp)
             error_setg(errp, "PACKAGED after the postcopy switch");
             return -1;
         }
-        return load_package(st, s, be32_at(p), errp);
+        return load_package(st, s, be32_load(p), errp);
     }
     error_setg(errp, "Unknown migration command 0x%04x", cmd);
     return -1;

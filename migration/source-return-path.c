@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "migration/source.h"
 #include "qemu/bql.h"
+#include "qemu/byteorder.h"
 
 static bool read_be64(QIOChannel *ch, uint64_t *v, GError **errp)
 {
@@ -15,10 +16,7 @@ static bool read_be64(QIOChannel *ch, uint64_t *v, GError **errp)
     if (!qio_channel_read_all(ch, b, sizeof(b), errp)) {
         return false;
     }
-    *v = 0;
-    for (int i = 0; i < 8; i++) {
-        *v = *v << 8 | b[i];
-    }
+    *v = be64_load(b);
     return true;
 }
 
@@ -80,8 +78,8 @@ gpointer rp_thread_fn(gpointer opaque)
             }
             break;
         }
-        unsigned type = (unsigned)(hdr[0] << 8 | hdr[1]);
-        unsigned len = (unsigned)(hdr[2] << 8 | hdr[3]);
+        unsigned type = be16_load(hdr);
+        unsigned len = be16_load(hdr + 2);
         if (len > MIG_RP_MAX_LEN) {
             err = g_error_new(GW_ERROR, 0, "return path message of %u bytes is too long", len);
             break;

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "migration/stream.h"
+#include "qemu/byteorder.h"
 
 /* Small items are copied into a buffer of this size. */
 #define WBUF_SIZE (64 * 1024)
@@ -250,23 +251,26 @@ void stream_put_u8(MigStream *s, uint8_t v)
 
 void stream_put_be16(MigStream *s, uint16_t v)
 {
-    uint16_t be = GUINT16_TO_BE(v);
+    uint8_t be[2];
 
-    stream_put_buffer(s, &be, sizeof(be));
+    be16_store(be, v);
+    stream_put_buffer(s, be, sizeof(be));
 }
 
 void stream_put_be32(MigStream *s, uint32_t v)
 {
-    uint32_t be = GUINT32_TO_BE(v);
+    uint8_t be[4];
 
-    stream_put_buffer(s, &be, sizeof(be));
+    be32_store(be, v);
+    stream_put_buffer(s, be, sizeof(be));
 }
 
 void stream_put_be64(MigStream *s, uint64_t v)
 {
-    uint64_t be = GUINT64_TO_BE(v);
+    uint8_t be[8];
 
-    stream_put_buffer(s, &be, sizeof(be));
+    be64_store(be, v);
+    stream_put_buffer(s, be, sizeof(be));
 }
 
 void stream_put_cstr(MigStream *s, const char *str)
@@ -445,31 +449,21 @@ uint16_t stream_get_be16(MigStream *s)
 {
     const uint8_t *p = stream_get_ptr(s, 2);
 
-    return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+    return p ? be16_load(p) : 0;
 }
 
 uint32_t stream_get_be32(MigStream *s)
 {
     const uint8_t *p = stream_get_ptr(s, 4);
-    uint32_t v;
 
-    if (!p) {
-        return 0;
-    }
-    memcpy(&v, p, 4);
-    return GUINT32_FROM_BE(v);
+    return p ? be32_load(p) : 0;
 }
 
 uint64_t stream_get_be64(MigStream *s)
 {
     const uint8_t *p = stream_get_ptr(s, 8);
-    uint64_t v;
 
-    if (!p) {
-        return 0;
-    }
-    memcpy(&v, p, 8);
-    return GUINT64_FROM_BE(v);
+    return p ? be64_load(p) : 0;
 }
 
 bool stream_get_cstr(MigStream *s, char *out)
