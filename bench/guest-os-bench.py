@@ -10,8 +10,8 @@ STOP->RESUME event gap, the outside-measured marker gap (host CLOCK_REALTIME
 stamps on the guest's 1 kHz serial markers, read through a unix socket on
 both sides: first marker on the destination minus last on the source) and
 the guest-measured largest gap per vCPU (its stall meter). Python 3 stdlib
-only; QMP and process helpers come from bench/migrate-bench.py (imported,
-not changed). docs/devel/benchmarks.md, section "Guest OS", explains it.
+only; the QMP client is bench/gwqmp.py, the process helpers come from
+bench/migrate-bench.py (imported). docs/devel/benchmarks.md, section "Guest OS", explains it.
 """
 
 import argparse
@@ -34,6 +34,9 @@ _spec = importlib.util.spec_from_file_location(
     "migrate_bench", os.path.join(HERE, "migrate-bench.py"))
 mb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mb)
+
+sys.path.insert(0, HERE)
+import gwqmp  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -162,7 +165,7 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
         src = mb.spawn(vmm.argv(ram, 2, args.guest, append, p("src.ser"),
                                 p("src.qmp")), mb.subprocess.DEVNULL, s_err)
         procs.append(src)
-        sq = mb.QMP(p("src.qmp"))
+        sq = gwqmp.QMP(p("src.qmp"))
         qmps.append(sq)
         stap = SerialTap(p("src.ser"))
         taps.append(stap)
@@ -189,7 +192,7 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
         dst = mb.spawn(vmm.argv(ram, 2, args.guest, append, p("dst.ser"),
                                 p("dst.qmp"), inc), mb.subprocess.DEVNULL, d_err)
         procs.append(dst)
-        dq = mb.QMP(p("dst.qmp"))
+        dq = gwqmp.QMP(p("dst.qmp"))
         qmps.append(dq)
         dtap = SerialTap(p("dst.ser"))
         taps.append(dtap)
@@ -239,7 +242,7 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
             if not pc:
                 try:
                     sq.cmd("migrate_cancel")
-                except mb.QMPError:
+                except gwqmp.QMPError:
                     pass
             r["status"] = "no-converge" if not pc else "timeout-postcopy"
             return r
@@ -257,7 +260,7 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
             "MIGRATION", lambda e: e["data"]["status"] == "postcopy-active") is not None
         stop = sq.find_event("STOP")
         resume = dq.wait_event("RESUME", 10)
-        r["stop_resume_ms"] = ((mb.event_time(resume) - mb.event_time(stop)) * 1000
+        r["stop_resume_ms"] = ((gwqmp.event_time(resume) - gwqmp.event_time(stop)) * 1000
                                if stop and resume else None)
         dq.wait_event("MIGRATION", 30, lambda e: e["data"]["status"] == "completed")
         dinfo = dq.cmd("query-migrate")
@@ -311,7 +314,7 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
             problems.append("completed in precopy (no switch)")
         r["check"] = "ok" if not problems else "; ".join(problems[:3])
         return r
-    except (mb.QMPError, RuntimeError, OSError) as e:
+    except (gwqmp.QMPError, RuntimeError, OSError) as e:
         r["status"] = "error"
         r["error"] = str(e)
         return r
@@ -319,7 +322,7 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
         for q in qmps:
             try:
                 q.cmd("quit", timeout=5)
-            except (mb.QMPError, OSError):
+            except (gwqmp.QMPError, OSError):
                 pass
             q.close()
         for t in taps:
