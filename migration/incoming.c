@@ -288,8 +288,8 @@ static void incoming_postcopy_pause(IncomingState *is, const GError *err)
     if (is->pause_requested) {
         why = g_error_new(GW_ERROR, 0, "migrate-pause was requested");
     } else {
-        g_autoptr(GError) clean = migration_error_sanitized(err);
-        why = g_error_new(GW_ERROR, 0, "Lost the connection to the source: %s", clean->message);
+        why = err ? migration_error_sanitized(err)
+                  : g_error_new(GW_ERROR, 0, "the migration stream ended");
     }
     is->pause_requested = false;
     g_mutex_unlock(&is->rp_lock);

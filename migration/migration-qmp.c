@@ -84,6 +84,11 @@ JsonNode *qmp_migrate(JsonObject *args, GError **errp)
             error_setg(errp, "Cannot resume if there is no paused migration");
             return NULL;
         }
+        /* godwit never releases RAM, but QEMU refuses this, and so do we. */
+        if (migrate_cap(MIGRATION_CAPABILITY_RELEASE_RAM)) {
+            error_setg(errp, "Postcopy recovery cannot work when release-ram capability is set");
+            return NULL;
+        }
         /* The paused migration thread connects and runs the recovery. */
         g_mutex_lock(&ms->lock);
         g_free(ms->uri);

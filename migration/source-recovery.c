@@ -59,11 +59,11 @@ void postcopy_source_pause(MigrationState *ms, const GError *err)
     g_mutex_lock(&ms->lock);
     if (ms->pause_requested) {
         why = g_error_new(GW_ERROR, 0, "migrate-pause was requested");
-    } else if (ms->rp_failed && ms->rp_error) {
-        why = g_error_new(GW_ERROR, 0, "Lost the connection to the destination: %s",
-                          ms->rp_error);
     } else {
-        why = g_error_new(GW_ERROR, 0, "Lost the connection to the destination: %s",
+        /* From here a paused destination and a dead one look the same. */
+        why = g_error_new(GW_ERROR, 0, "Lost the connection to the destination (it paused, "
+                          "or its process is gone): %s",
+                          ms->rp_failed && ms->rp_error ? ms->rp_error :
                           err ? err->message : "unknown error");
     }
     ms->pause_requested = false;

@@ -73,8 +73,7 @@ gpointer rp_thread_fn(gpointer opaque)
         int r = qio_channel_read_all_eof(ch, hdr, sizeof(hdr), &err);
         if (r <= 0) {
             if (r == 0) {
-                err = g_error_new(GW_ERROR, 0, "the destination closed the connection (it "
-                                  "paused, or its process is gone)");
+                err = g_error_new(GW_ERROR, 0, "the destination closed the connection");
             }
             break;
         }

@@ -341,13 +341,17 @@ static void test_parameters_shape(void)
     out = gw_hmp(vm, "migrate_set_parameter tls-creds tls0");
     g_assert_nonnull(strstr(out, "TLS is not supported by godwit"));
 
-    /* Postcopy recovery is planned, not there: HMP neither lists nor takes it. */
+    /* Postcopy recovery: HMP lists it, and refuses it outside its states as QEMU does. */
     help = gw_hmp(vm, "help");
-    g_assert_null(strstr(help, "migrate_recover"));
-    g_assert_null(strstr(help, "migrate_pause"));
+    g_assert_nonnull(strstr(help, "migrate_recover"));
+    g_assert_nonnull(strstr(help, "migrate_pause"));
     g_free(out);
     out = gw_hmp(vm, "migrate_recover tcp:127.0.0.1:4444");
-    g_assert_cmpstr(out, ==, "unknown command: 'migrate_recover'\r\n");
+    g_assert_cmpstr(out, ==, "Error: Migrate recover can only be run when postcopy is paused.\r\n");
+    g_free(out);
+    out = gw_hmp(vm, "migrate_pause");
+    g_assert_cmpstr(out, ==, "Error: migrate-pause is currently only supported during "
+                    "postcopy-active state\r\n");
     gw_vm_free(vm);
 }
 

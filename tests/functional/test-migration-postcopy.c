@@ -352,8 +352,11 @@ static void test_kill_dest(void)
     mig_wait_status(t->src, "postcopy-paused", MIG_EVENT_TIMEOUT_MS);
     {
         g_autofree char *err = gw_vm_stderr(t->src);
-        g_test_message("source error-desc: %s; stderr: %s",
-                       mig_query_str(t->src, "error-desc") ?: "(none)", err);
+        const char *why = mig_query_str(t->src, "error-desc");
+        g_test_message("source error-desc: %s; stderr: %s", why ?: "(none)", err);
+        /* It says the destination is gone, not some generic failure. */
+        g_assert_nonnull(why);
+        g_assert_nonnull(strstr(why, "its process is gone"));
     }
     st = gw_vm_query_status(t->src);
     g_assert_cmpstr(st, !=, "running");
