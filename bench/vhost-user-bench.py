@@ -220,6 +220,12 @@ def read_results(q, tmp, name):
          "net_state": struct.unpack_from("<I", b, NET_OFF)[0]}
     for k, off in NET_FIELDS.items():
         r[k] = struct.unpack_from("<Q", b, NET_OFF + off)[0]
+    # Per vCPU (GwosCpuResults at 0x100, 128 bytes each): what a damaged
+    # page looked like to the memory workload, for whoever chases it.
+    r["cpu_corrupt"] = [struct.unpack_from("<Q", b, 0x100 + 128 * i + 0x30)[0]
+                        for i in range(2)]
+    r["cpu_first_bad_addr"] = ["0x%x" % struct.unpack_from("<Q", b, 0x100 + 128 * i + 0x50)[0]
+                               for i in range(2)]
     return r
 
 
@@ -432,8 +438,17 @@ def run_trial(vmm, kind, mode, args, bins, seq, log):
                             and "QEMU waiting for connection" not in l)
             if txt:
                 trial.setdefault("stderr", {})[name.split(".")[0]] = txt[-2000:]
-        if args.keep_tmp:
-            trial["tmp"] = tmp
+        if trial.get("mem_corrupt") or trial.get("lost"):
+            # The guest's own lines about it (serial logs go with the tmp dir).
+            try:
+                with open(os.path.join(tmp, "dst.serial"), errors="replace") as f:
+                    bad = [l.strip() for l in f if "CORRUPT" in l or "corrupt=" in l
+                           and "corrupt=0" not in l]
+                trial["dst_serial_bad"] = bad[:20]
+            except OSError:
+                pass
+        if args.keep_tmp or trial.get("check", "ok") != "ok":
+            trial["tmp"] = tmp        # kept: a failed check's logs are evidence
         else:
             shutil.rmtree(tmp, ignore_errors=True)
         log("%-6s %-7s %-19s %-9s total %s ms, down %s ms, lost %s, gap %s ms, "
