@@ -6,10 +6,12 @@ gwos (tests/guest/os, -smp 2, net=on) exchanges numbered frames through a
 virtio-net-pci NIC whose data plane is a vhost-user back-end (DPDK's
 testpmd reflecting them with io forwarding, or our example back-end),
 one back-end per side, and is migrated by godwit and by QEMU on the same
-KVM: precopy, postcopy after a pass and pure postcopy. Per run: total time
-and downtime as each VMM reports them, the STOP->RESUME gap, frames lost
-across the move and the longest gap in the guest's frame stream (gwos's own
-counters), frames corrupted, and the destination back-end's postcopy
+KVM: precopy, postcopy after a pass, pure postcopy, and after a pass with
+a 4 MiB/s postcopy stream (MODES). Per run: total time and downtime as
+each VMM reports them, the STOP->RESUME gap, frames lost across the move
+and the longest gap in the guest's frame stream (gwos's own counters),
+frames corrupted, guest memory the workload found damaged, and the
+destination back-end's postcopy
 faults with their resolution latency (p50/p99) as godwit sees them and as
 the example back-end sees them. Python 3 stdlib only; the QMP client is
 bench/gwqmp.py, the process and serial helpers come from
