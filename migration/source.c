@@ -552,10 +552,24 @@ out:
     }
     if (ms->rp_thread) {
         if (err) {
+            /*
+             * A write fails when the destination gave up and closed; the
+             * ERROR it sent first says why. Give the reader a moment to
+             * take it before we cut the channel.
+             */
+            if (!ms->in_postcopy) {
+                rp_wait_ended(ms, 1000);
+            }
             qio_channel_shutdown(ms->ch, QIO_CHANNEL_SHUTDOWN_BOTH);
         }
         g_thread_join(ms->rp_thread);
         ms->rp_thread = NULL;
+    }
+    if (err && ms->rp_dest_failed && ms->rp_error && !strstr(err->message, ms->rp_error)) {
+        /* The destination's own reason beats our failed write to it. */
+        g_clear_error(&err);
+        err = g_error_new(GW_ERROR, 0, "The destination refused the migration: %s",
+                          ms->rp_error);
     }
     if (ms->s) {
         MigStream *s = ms->s;
