@@ -167,6 +167,14 @@ static void test_boot(void)
     g_assert_nonnull(strstr(boot, "clock=kvmclock"));
     check_clean_log(boot);
 
+    /* As in test-guest-os-migration: an overloaded host drops LAPIC ticks. */
+    double load[1] = { 0 };
+    double lapic_min = 0.4 / gw_slow_factor();
+    if (getloadavg(load, 1) == 1 && load[0] > (double)g_get_num_processors()) {
+        lapic_min = 0.2 / gw_slow_factor();
+        g_test_message("host load %.1f on %u CPUs: LAPIC lower bound %.0f %% of %d Hz",
+                       load[0], g_get_num_processors(), lapic_min * 100, HZ);
+    }
     for (int c = 0; c < 2; c++) {
         g_autoptr(GArray) a = parse_hb(log, c);
         /* Skip the first interval (workload start-up); rates over the rest. */
@@ -185,7 +193,7 @@ static void test_boot(void)
          */
         g_assert_cmpfloat(pit, >, PIT_HZ * 0.85);
         g_assert_cmpfloat(pit, <, PIT_HZ * 1.1);
-        g_assert_cmpfloat(lapic, >, HZ * 0.4 / gw_slow_factor());
+        g_assert_cmpfloat(lapic, >, HZ * lapic_min);
         g_assert_cmpfloat(lapic, <, HZ * 1.05);
         g_assert_cmpuint(l->iters, >, f->iters);
         g_assert_cmpuint(l->back, ==, 0);
@@ -223,7 +231,7 @@ static void test_boot(void)
         g_assert_cmpuint(cr->apic_id, ==, c);
         g_assert_cmpuint(cr->online, ==, 1);
         g_assert_cmpuint(cr->hb_count, >=, 5);
-        g_assert_cmpfloat(cr->lapic_ticks, >, 4 * HZ * 0.4 / gw_slow_factor());
+        g_assert_cmpfloat(cr->lapic_ticks, >, 4 * HZ * lapic_min);
         g_assert_cmpuint(cr->iters, >, 0);
         g_assert_cmpuint(cr->pass, >, 0);
         g_assert_cmpuint(cr->corrupt, ==, 0);
