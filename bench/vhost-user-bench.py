@@ -568,7 +568,7 @@ def print_targets(rows, out):
     for kind, mode in sorted({(k, m) for k, m, _, _ in rows}):
         g, q = by.get((kind, mode, "godwit")), by.get((kind, mode, "qemu"))
         if not g or not q or "total_ms" not in g or "total_ms" not in q:
-            print("  %-7s %-19s: not comparable (a side did not complete)" % (kind, mode),
+            print("  %-7s %-19s: not comparable (one VMM not run, or no run of it completed)" % (kind, mode),
                   file=out)
             continue
         res = ["corrupt %s" % ("0 met" if not g.get("corrupt_max") else
