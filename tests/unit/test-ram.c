@@ -657,6 +657,90 @@ static void test_unpopulated_anon(void)
     SUBPROCESS(unpopulated_anon_body());
 }
 
+/* The rate limiter's hook: the window is spent once the sweep has sent anything. */
+static bool budget_after_first_run(void *opaque)
+{
+    return ram_dirty_pages() < *(const uint64_t *)opaque;
+}
+
+/*
+ * Postcopy from the start switches inside the first pass. A page that was
+ * never populated when its chunk's residency was checked, and that the
+ * guest first wrote after that check but before the switch, is in the
+ * switch's dirty log: it must go with its data, whether the sweep reaches
+ * it or the destination asks for it. (It went as a zero page, unread, and
+ * the destination lost the write: gwos saw its tags as zeros.)
+ */
+static void first_write_before_switch_body(void)
+{
+    const uint64_t npages = 4 * MIB / GW_PAGE_SIZE;
+    const uint64_t swept = 600, requested = 700;
+    Machine *m = harness_init(4 * MIB, GW_PAGE_SIZE, 1);
+    g_autoptr(GError) err = NULL;
+    uint64_t dirty;
+    size_t len;
+
+    for (unsigned p = 0; p < 100; p++) {
+        memset(m->ram->host + (uint64_t)p * GW_PAGE_SIZE, 0x11, GW_PAGE_SIZE);
+    }
+    g_assert_true(ram_start_tracking(&err));
+    g_assert_true(ram_sync(&dirty, &err));
+    MigStream *w = stream_new_mem_writer();
+    g_assert_true(savevm_live_setup(w, &err));
+    ram_set_budget(budget_after_first_run, (void *)&npages);
+    /* The residency check of the only chunk, then one run. */
+    g_assert_cmpint(savevm_live_iterate(w, &err), ==, 0);
+    g_assert_cmpuint(ram_dirty_pages(), <, npages);
+    g_assert_cmpuint(ram_dirty_pages(), >, npages - requested);
+    ram_set_budget(NULL, NULL);
+
+    /* The guest's first writes of two pages the sweep has not reached. */
+    memset(m->ram->host + swept * GW_PAGE_SIZE, 0x5a, GW_PAGE_SIZE);
+    memset(m->ram->host + requested * GW_PAGE_SIZE, 0x5b, GW_PAGE_SIZE);
+    harness_dirty(swept, 1);
+    harness_dirty(requested, 1);
+
+    /* The switch, then the destination asks for one of them. */
+    g_assert_true(ram_sync(&dirty, &err));
+    g_assert_true(ram_postcopy_send_discard(w, &err));
+    ram_postcopy_switch();
+    g_assert_true(ram_queue_request("pc.ram", requested * GW_PAGE_SIZE, GW_PAGE_SIZE, &err));
+    for (int i = 0; i < 1000; i++) {
+        int r = savevm_live_iterate(w, &err);
+        g_assert_cmpint(r, >=, 0);
+        if (r == 1 && !ram_has_requests()) {
+            break;
+        }
+    }
+    g_assert_cmpuint(ram_dirty_pages(), ==, 0);
+
+    const uint8_t *d = stream_mem_data(w, &len);
+    g_autoptr(GArray) runs = decode_ram_records(d, len);
+    g_autofree uint8_t *seen = g_new0(uint8_t, npages);
+    for (guint i = 0; i < runs->len; i++) {
+        SentRun *r = &g_array_index(runs, SentRun, i);
+        for (uint32_t k = 0; k < r->npages; k++) {
+            uint64_t p = r->offset / GW_PAGE_SIZE + k;
+            bool has_data = p < 100 || p == swept || p == requested;
+            g_assert_cmpuint(seen[p]++, ==, 0);
+            if (r->zero == has_data) {
+                g_error("page %" PRIu64 " went as %s; it holds %s", p,
+                        r->zero ? "a zero page" : "data", has_data ? "data" : "zeros");
+            }
+        }
+    }
+    for (uint64_t p = 0; p < npages; p++) {
+        g_assert_cmpuint(seen[p], ==, 1);
+    }
+    stream_free(w);
+    ram_stop_tracking();
+}
+
+static void test_first_write_before_switch(void)
+{
+    SUBPROCESS(first_write_before_switch_body());
+}
+
 /* ---------------------------------------------------------------------- */
 /* Destination: the loader under userfaultfd, huge pages assembled */
 
@@ -998,6 +1082,8 @@ int main(int argc, char **argv)
     g_test_add_func("/ram/source/nonresident-file", test_nonresident_file);
     g_test_add_func("/ram/source/nonresident-written-file", test_nonresident_written_file);
     g_test_add_func("/ram/source/unpopulated-anonymous", test_unpopulated_anon);
+    g_test_add_func("/ram/source/postcopy-first-write-before-switch",
+                    test_first_write_before_switch);
     g_test_add_func("/ram/destination/zero-on-reused-memory", test_zero_reused);
     g_test_add_func("/ram/destination/zero-on-fresh-memory", test_zero_fresh);
     g_test_add_func("/ram/destination/hugepage-assembly", test_hugepage_assembly);
