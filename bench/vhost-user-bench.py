@@ -297,6 +297,11 @@ def run_trial(vmm, kind, mode, args, bins, seq, log):
         s_ser.poll()
         base = [l.get("gap_us", 0) for l in net_lines(s_ser)[1:]]
         trial["base_gap_ms"] = max(base) / 1000.0 if base else None
+        # The net lines come from the first second on; the memory workload
+        # may still be writing its pages for the first time (a slow host):
+        # a migration that starts then moves pages being populated.
+        trial["src_cpus_working"] = len(re.findall(r"^gwos: cpu \d+ working ",
+                                                   s_ser.text(), re.M))
 
         trigger = mb._postcopy_trigger(after_pass) if postcopy else None
         state = {}
