@@ -38,10 +38,13 @@ unset IFS
     --summary-file build/.summary-vm
 
 # Under the sanitizers the same rule (GW_SANITIZER_RUN trims inside the
-# programs what the native sanitizer run trims).
+# programs what the native sanitizer run trims), and precopy is left to the
+# plain run above: an ASan source in the VM sends slower than the tick
+# guest dirties, so a case that must converge did not in 240 s (30 passes).
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 GW_SANITIZER_RUN=1 \
     ./scripts/run-tests.py build-san --no-rebuild --suite functional --no-suite slow "$@" \
+    --exclude "migration-precopy=under ASan in the test VM precopy of the busy tick guest does not converge (240 s, 30 passes); the plain run in the VM and the native sanitizer run cover it" \
     --label "sanitizer functional tests (test VM)" \
     --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm
 exit 0
