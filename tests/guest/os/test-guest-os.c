@@ -198,12 +198,21 @@ static void test_boot(void)
         g_assert_cmpuint(l->iters, >, f->iters);
         g_assert_cmpuint(l->back, ==, 0);
         g_assert_cmpuint(l->corrupt, ==, 0);
+        /*
+         * Heartbeats once a second of guest time. They aim at whole guest
+         * seconds, so one printed late on a loaded host is followed by a
+         * shorter step (0.834 s seen under ASan): the mean is exact, each
+         * step only roughly so.
+         */
         for (guint i = 1; i < a->len; i++) {
-            /* heartbeats once a second of guest time */
             double step = g_array_index(a, Hb, i).t - g_array_index(a, Hb, i - 1).t;
-            g_assert_cmpfloat(step, >, 0.9);
+            g_assert_cmpfloat(step, >, 0.5);
             g_assert_cmpfloat(step, <, 1.5);
         }
+        double mean = (g_array_index(a, Hb, a->len - 1).t - g_array_index(a, Hb, 0).t) /
+                      (double)(a->len - 1);
+        g_assert_cmpfloat(mean, >, 0.9);
+        g_assert_cmpfloat(mean, <, 1.1);
     }
     guint markers = check_markers(log);
     g_test_message("%u markers", markers);
