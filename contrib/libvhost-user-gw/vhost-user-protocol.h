@@ -162,29 +162,39 @@ typedef struct __attribute__((packed)) VhostUserLogArea {
 #define VRING_AVAIL_F_NO_INTERRUPT   1u
 #define VIRTQUEUE_MAX_SIZE           32768u
 
-typedef struct __attribute__((packed)) VringDesc {
+typedef struct VringDesc {
     uint64_t addr;          /* guest-physical */
     uint32_t len;
     uint16_t flags;
     uint16_t next;
 } VringDesc;
 
-typedef struct __attribute__((packed)) VringAvail {
+typedef struct VringAvail {
     uint16_t flags;
     uint16_t idx;
     uint16_t ring[];        /* then u16 used_event (EVENT_IDX) */
 } VringAvail;
 
-typedef struct __attribute__((packed)) VringUsedElem {
+typedef struct VringUsedElem {
     uint32_t id;
     uint32_t len;
 } VringUsedElem;
 
-typedef struct __attribute__((packed)) VringUsed {
+typedef struct VringUsed {
     uint16_t flags;
     uint16_t idx;
     VringUsedElem ring[];   /* then u16 avail_event (EVENT_IDX) */
 } VringUsed;
+
+/*
+ * The ring structures are not packed: their layout is natural anyway, and
+ * vub_queue_try_start() refuses rings not aligned as the virtio spec requires
+ * (16, 2, 4), so the natural alignment holds and atomic loads of the
+ * indexes stay plain instructions (clang calls libatomic for a packed one).
+ */
+_Static_assert(sizeof(VringDesc) == 16, "virtio split ring descriptor");
+_Static_assert(sizeof(VringAvail) == 4 && sizeof(VringUsedElem) == 8, "virtio ring layout");
+_Static_assert(sizeof(VringUsed) == 4, "virtio used ring header");
 
 /* Byte sizes of the three parts of a split ring of @num entries. */
 #define VRING_DESC_SIZE(num)   (16u * (uint64_t)(num))
