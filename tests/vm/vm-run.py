@@ -41,9 +41,14 @@ WANTED_MODULES = ['kvm-amd', 'virtio_pci', '9pnet_virtio', '9p', 'virtio_console
 
 # Lines on the VM console that end a run at once: the guest kernel is dead
 # or dying, and waiting for the timeout would only hide why.
-FATAL_CONSOLE = re.compile(r'Kernel panic|BUG: |Oops|general protection fault|'
+FATAL_CONSOLE = re.compile(r'Kernel panic|BUG: (?!soft lockup)|Oops|general protection fault|'
                            r'corrupted stack end|Unable to handle kernel|'
-                           r'Out of memory: Killed|watchdog: BUG')
+                           r'Out of memory: Killed')
+# A soft lockup or an RCU stall inside the VM is what a host that starves
+# the VM's vCPU threads looks like from inside (seen with a compiler running
+# beside the VM): the kernel goes on, so the run does too, with a warning.
+STALL_CONSOLE = re.compile(r'BUG: soft lockup|rcu_preempt self-detected stall|'
+                           r'rcu: INFO: rcu_preempt detected stalls')
 
 STATUS_MARK = 'gwvm-exit-status='
 
@@ -492,6 +497,10 @@ def supervise(cmd, outlog, args, t0, attempt):
                 elif FATAL_CONSOLE.search(line):
                     fatal = time.monotonic()
                     fatal_lines = tail[-3:]
+                elif STALL_CONSOLE.search(line):
+                    sys.stderr.write('vm-run: warning: the VM\'s kernel reports a stall, '
+                                     'likely a host that starves its vCPUs: %s\n'
+                                     % line.strip())
         if fatal is not None and time.monotonic() - fatal > 2:
             proc.kill()
             break
