@@ -592,10 +592,9 @@ static void ram_drop_requests(RAMState *rs)
  * requested page whose bit is clear has been sent since and is on its way,
  * so sending it again would only delay the pages behind it.
  */
-static uint64_t ram_send_forced(RAMState *rs, MigStream *s, uint64_t offset, uint64_t len)
+static void ram_send_forced(RAMState *rs, MigStream *s, uint64_t offset, uint64_t len)
 {
     MigrationStatsCounters *st = migration_stats();
-    uint64_t sent = 0;
 
     for (uint64_t p = offset / GW_PAGE_SIZE; p < (offset + len) / GW_PAGE_SIZE; p++) {
         uint8_t *host = rs->rb->host + p * GW_PAGE_SIZE;
@@ -613,22 +612,14 @@ static uint64_t ram_send_forced(RAMState *rs, MigStream *s, uint64_t offset, uin
             st->normal++;
         }
         migration_stats_unlock();
-        sent++;
     }
-    return sent;
 }
 
-/*
- * Serve every queued request; returns true if any was served. *@follow is
- * set to the page after the latest request when that request sent pages
- * (the guest is ahead of the sweep there), else to UINT64_MAX.
- */
-static bool ram_serve_requests(RAMState *rs, MigStream *s, uint64_t *follow)
+/* Serve every queued request; returns true if any was served. */
+static bool ram_serve_requests(RAMState *rs, MigStream *s)
 {
     bool served = false;
     uint64_t v;
-
-    *follow = UINT64_MAX;
 
     if (read(rs->req_eventfd, &v, sizeof(v)) < 0) {
         /* Nothing signalled; the queue may still hold entries pushed earlier. */
@@ -640,50 +631,13 @@ static bool ram_serve_requests(RAMState *rs, MigStream *s, uint64_t *follow)
         if (!r) {
             break;
         }
-        bool sent = ram_send_forced(rs, s, r->offset, r->len) > 0;
+        ram_send_forced(rs, s, r->offset, r->len);
         /* Locality: the background sweep goes on right after the faulted page. */
         rs->pos = (r->offset + r->len) / GW_PAGE_SIZE;
-        *follow = sent ? rs->pos : UINT64_MAX;
         g_free(r);
         served = true;
     }
     return served;
-}
-
-/*
- * After a request that sent pages on 4 KiB pages: the dirty run within the
- * SEND_RUN_MAX_POSTCOPY pages right after it goes at once, outside the rate
- * limit, like the request. A guest faulting in order wants those next; the
- * sweep would send them from there anyway, but under max-postcopy-bandwidth
- * the requests themselves can spend every window, so without this the
- * guest faults on page after page. Huge pages need none: the request is a
- * whole host page already. Returns false on error.
- */
-static bool ram_send_following(RAMState *rs, MigStream *s, uint64_t page, GError **errp)
-{
-    uint64_t limit = MIN(page + SEND_RUN_MAX_POSTCOPY, rs->npages);
-
-    if (rs->rb->page_size != GW_PAGE_SIZE) {
-        return true;
-    }
-    for (;;) {
-        page = find_next_bit(rs->bmap, limit, page);
-        if (page >= limit) {
-            return true;
-        }
-        uint64_t chunk = page >> CLEAR_CHUNK_SHIFT;
-        if (!test_bit(rs->clear_bmap, chunk) &&
-            !(rs->first_pass && chunk >= rs->resid_next_chunk)) {
-            break;
-        }
-        if (!ram_prepare_chunk(rs, chunk, errp)) {
-            return false;
-        }
-    }
-    /* The requested pages first: they are what a vCPU waits for. */
-    stream_flush(s, NULL);    /* errors latch in the stream */
-    rs->pos = ram_send_run(rs, s, page);
-    return true;
 }
 
 void ram_postcopy_switch(void)
@@ -740,11 +694,7 @@ static int ram_save_iterate(MigStream *s, void *opaque, GError **errp)
     int64_t start = gw_clock_ns();
     int n = 0;
 
-    uint64_t follow;
-    if (rs->postcopy && ram_serve_requests(rs, s, &follow)) {
-        if (follow != UINT64_MAX && !ram_send_following(rs, s, follow, errp)) {
-            return -1;
-        }
+    if (rs->postcopy && ram_serve_requests(rs, s)) {
         /* Let the caller flush now: a vCPU waits for these pages. */
         ram_put_eos(s);
         return rs->dirty ? 0 : 1;

@@ -303,12 +303,11 @@ static void request_queue_body(void)
         g_assert_cmpuint(seen[p], ==, 1);
     }
     /*
-     * 100, 7 and the run right after the latest request (7) at once; then
-     * page 100 asked again (not sent twice: it is on its way) moves the
-     * sweep there, which goes on in runs of 16; the pages skipped come when
-     * the sweep wraps (every page once, above).
+     * 100, 7, then the sweep in runs of 16 right after the latest request,
+     * page 100 asked again (not sent twice: it is on its way); the pages
+     * skipped come when the sweep wraps (every page once, above).
      */
-    g_assert_cmpstr(order->str, ==, "100+1 7+1 8+16 101+16 ");
+    g_assert_cmpstr(order->str, ==, "100+1 7+1 101+16 117+16 ");
     g_string_free(order, TRUE);
     stream_free(w);
     ram_stop_tracking();
@@ -317,117 +316,6 @@ static void request_queue_body(void)
 static void test_request_queue(void)
 {
     SUBPROCESS(request_queue_body());
-}
-
-/* The rate limiter's hook after the switch: every window is spent. */
-static bool budget_always_spent(void *opaque)
-{
-    return true;
-}
-
-/*
- * The RAM records after the first @*seen of those written since @base, as
- * "page+count " each; moves @*seen on. (Decoding starts at @base: a record
- * names its block only when it differs from the one before.)
- */
-static char *records_since(MigStream *w, size_t base, guint *seen)
-{
-    size_t len;
-    const uint8_t *d = stream_mem_data(w, &len);
-    g_autoptr(GArray) runs = decode_ram_records(d + base, len - base);
-    GString *out = g_string_new(NULL);
-
-    for (guint i = *seen; i < runs->len; i++) {
-        SentRun *r = &g_array_index(runs, SentRun, i);
-        g_string_append_printf(out, "%" PRIu64 "+%u ", r->offset / 4096, r->npages);
-    }
-    *seen = runs->len;
-    return g_string_free(out, FALSE);
-}
-
-/*
- * Locality under max-postcopy-bandwidth: the requests themselves can spend
- * every window, so the sweep never gets to continue after them. A request
- * that sends its page brings the run right after it along at once (the
- * guest faults in order and wants those next); a request for a page on its
- * way already sends nothing. Every page still goes exactly once.
- */
-static void request_follow_rate_limited_body(void)
-{
-    const uint64_t npages = 1024;
-    Machine *m = harness_init(npages * GW_PAGE_SIZE, GW_PAGE_SIZE, 1);
-    g_autoptr(GError) err = NULL;
-    uint64_t dirty;
-    size_t base;
-    guint seen_runs = 0;
-
-    fill_pattern(m, 9);
-    g_assert_true(ram_start_tracking(&err));
-    g_assert_true(ram_sync(&dirty, &err));
-    MigStream *w = stream_new_mem_writer();
-    g_assert_true(savevm_live_setup(w, &err));
-    g_assert_true(ram_postcopy_send_discard(w, &err));
-    ram_postcopy_switch();
-    ram_set_budget(budget_always_spent, NULL);
-    stream_mem_data(w, &base);
-
-    /* The budget is spent: the sweep alone sends nothing. */
-    g_assert_cmpint(savevm_live_iterate(w, &err), ==, 0);
-    g_autofree char *idle = records_since(w, base, &seen_runs);
-    g_assert_cmpstr(idle, ==, "");
-
-    g_assert_true(ram_queue_request("pc.ram", 300 * GW_PAGE_SIZE, GW_PAGE_SIZE, &err));
-    g_assert_cmpint(savevm_live_iterate(w, &err), ==, 0);
-    g_autofree char *first = records_since(w, base, &seen_runs);
-    g_assert_cmpstr(first, ==, "300+1 301+16 ");
-
-    /* The guest faults on a page that is on its way: nothing goes again. */
-    g_assert_true(ram_queue_request("pc.ram", 305 * GW_PAGE_SIZE, GW_PAGE_SIZE, &err));
-    g_assert_cmpint(savevm_live_iterate(w, &err), ==, 0);
-    g_autofree char *inflight = records_since(w, base, &seen_runs);
-    g_assert_cmpstr(inflight, ==, "");
-
-    /* Its next fault past the run; the last page has nothing after it. */
-    g_assert_true(ram_queue_request("pc.ram", 317 * GW_PAGE_SIZE, GW_PAGE_SIZE, &err));
-    g_assert_cmpint(savevm_live_iterate(w, &err), ==, 0);
-    g_autofree char *second = records_since(w, base, &seen_runs);
-    g_assert_cmpstr(second, ==, "317+1 318+16 ");
-    g_assert_true(ram_queue_request("pc.ram", (npages - 1) * GW_PAGE_SIZE, GW_PAGE_SIZE,
-                                    &err));
-    g_assert_cmpint(savevm_live_iterate(w, &err), ==, 0);
-    g_autofree char *last = records_since(w, base, &seen_runs);
-    g_assert_cmpstr(last, ==, "1023+1 ");
-    g_assert_cmpuint(ram_dirty_pages(), ==, npages - 1 - 16 - 1 - 16 - 1);
-
-    ram_set_budget(NULL, NULL);
-    for (int i = 0; i < 1000; i++) {
-        int r = savevm_live_iterate(w, &err);
-        g_assert_cmpint(r, >=, 0);
-        if (r == 1 && !ram_has_requests()) {
-            break;
-        }
-    }
-    g_assert_cmpuint(ram_dirty_pages(), ==, 0);
-    size_t len;
-    const uint8_t *d = stream_mem_data(w, &len);
-    g_autoptr(GArray) runs = decode_ram_records(d, len);
-    g_autofree uint8_t *seen = g_new0(uint8_t, npages);
-    for (guint i = 0; i < runs->len; i++) {
-        SentRun *r = &g_array_index(runs, SentRun, i);
-        for (uint32_t k = 0; k < r->npages; k++) {
-            g_assert_cmpuint(seen[r->offset / GW_PAGE_SIZE + k]++, ==, 0);
-        }
-    }
-    for (uint64_t p = 0; p < npages; p++) {
-        g_assert_cmpuint(seen[p], ==, 1);
-    }
-    stream_free(w);
-    ram_stop_tracking();
-}
-
-static void test_request_follow_rate_limited(void)
-{
-    SUBPROCESS(request_follow_rate_limited_body());
 }
 
 /*
@@ -1190,7 +1078,6 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/ram/source/postcopy-hugepage-order", test_hugepage_order);
     g_test_add_func("/ram/source/request-queue", test_request_queue);
-    g_test_add_func("/ram/source/request-follow-rate-limited", test_request_follow_rate_limited);
     g_test_add_func("/ram/source/resume-from-received", test_resume_from_received);
     g_test_add_func("/ram/source/nonresident-file", test_nonresident_file);
     g_test_add_func("/ram/source/nonresident-written-file", test_nonresident_written_file);
