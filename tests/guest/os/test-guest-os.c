@@ -324,15 +324,25 @@ static void test_stop_cont(void)
         g_autoptr(GArray) a = parse_hb(log, c);
         for (guint i = 1; i < a->len; i++) {
             Hb *h = &g_array_index(a, Hb, i);
-            double step = h->t - g_array_index(a, Hb, i - 1).t;
-            g_assert_cmpfloat(step, >, 0.9);
+            Hb *p = &g_array_index(a, Hb, i - 1);
+            double step = h->t - p->t;
+            /* each in a later guest second (a late one is followed closely) */
+            g_assert_cmpint((gint64)h->t, >, (gint64)p->t);
             g_assert_cmpfloat(step, <, 2.5);
             g_assert_cmpuint(h->back, ==, 0);
             g_assert_cmpuint(h->gap_us, <, 2500000);
-            /* the PIT must not deliver the ticks of the pause afterwards */
-            g_assert_cmpfloat((double)(h->pit - g_array_index(a, Hb, i - 1).pit) / step,
-                              <, 150.0);
         }
+        /*
+         * The PIT must not deliver the ticks of the 3 s pause afterwards
+         * (300 extra). Over the window it may be ahead of its rate only by
+         * what KVM reinjects after a host stall (a step at 156 Hz was seen
+         * under ASan on a loaded host), never by the pause.
+         */
+        Hb *f = &g_array_index(a, Hb, 0), *l = &g_array_index(a, Hb, a->len - 1);
+        double extra = (double)(l->pit - f->pit) - PIT_HZ * (l->t - f->t);  /* gwos default */
+        g_test_message("cpu %d: PIT %.0f ticks beyond its rate over %.1f s", c, extra,
+                       l->t - f->t);
+        g_assert_cmpfloat(extra, <, 150.0);
     }
     gw_vm_free(vm);
 }
