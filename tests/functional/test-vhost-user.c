@@ -177,14 +177,20 @@ static void test_boot(gconstpointer opaque)
         gw_vu_wait_log(e.be, "queue 0: started, 256 entries, next available 0", 1000);
         gw_vu_wait_log(e.be, "queue 1: started, 256 entries, next available 0", 1000);
         /*
-         * GET_VRING_BASE at the stop: the TX ring's index is the guest's frame
-         * count, less the frames of a batch it had counted but not yet posted.
+         * GET_VRING_BASE at the stop: where the back-end had consumed the TX
+         * ring to. Both it and the guest's published frame count trail the
+         * ring's available index by at most a batch (gwos posts a batch,
+         * then publishes its count; the back-end consumes what is posted),
+         * so they are within a batch of each other, either way round
+         * (2273 against 2272 seen with the stop between post and publish).
          */
         gw_vu_wait_log(e.be, "queue 1: stopped at available index", 5000);
         g_autofree char *log1 = gw_vu_log(e.be);
         gint64 base = gw_vu_example_stopped_at(log1, 1);
-        g_assert_cmpint(base, <=, (gint64)(r.tx & 0xffff));
-        g_assert_cmpint(base + 32, >=, (gint64)(r.tx & 0xffff));
+        gint64 tx16 = (gint64)(r.tx & 0xffff);
+        gint64 diff = (base - tx16 + 0x18000) % 0x10000 - 0x8000;   /* mod 2^16 */
+        g_assert_cmpint(diff, >=, -32);
+        g_assert_cmpint(diff, <=, 32);
         /* cont: the rings come back exactly where the back-end left them. */
         vm_cont(e.vm);
         g_autofree char *start1 = g_strdup_printf("queue 1: started, 256 entries, next "
