@@ -104,6 +104,23 @@ static gpointer placer(gpointer opaque)
     return NULL;
 }
 
+/*
+ * UFFDIO_COPY wakes the faulting reader before the placer has counted the
+ * page as arrived: only after the placer is gone are the counts final.
+ */
+static void placer_stop(GThread *pl)
+{
+    g_async_queue_push(fx.requests, GSIZE_TO_POINTER(G_MAXSIZE));
+    g_thread_join(pl);
+}
+
+static void fx_clear(void)
+{
+    g_hash_table_destroy(fx.requested_set);
+    g_async_queue_unref(fx.requests);
+    g_mutex_clear(&fx.lock);
+}
+
 typedef struct Reader {
     unsigned first, step, count;
     unsigned bad;
@@ -184,6 +201,7 @@ static void test_external_ops(void)
     GThread *ta = g_thread_new("be-a", reader, &a), *tb = g_thread_new("be-b", reader, &b);
     g_thread_join(ta);
     g_thread_join(tb);
+    placer_stop(pl);
     g_assert_cmpuint(a.bad, ==, 0);
     g_assert_cmpuint(b.bad, ==, 0);
     g_assert_cmpint(fx.dup_requests, ==, 0);
@@ -222,9 +240,8 @@ static void test_external_ops(void)
     g_assert_true(postcopy_incoming_finish(fx.pi, &err));
     g_assert_no_error(err);
     g_assert_cmpint(fx.ends, ==, 1);
-    g_async_queue_push(fx.requests, GSIZE_TO_POINTER(G_MAXSIZE));
-    g_thread_join(pl);
     postcopy_incoming_free(fx.pi);
+    fx_clear();
     close(uffd);
     munmap(fx.be_map, NPAGES * PAGE);
     munmap(fx.rb.host, NPAGES * PAGE);
@@ -290,11 +307,12 @@ static void test_drop_prefaulted(void)
         uint8_t v = __atomic_load_n(&fx.rb.host[p * PAGE + 9], __ATOMIC_RELAXED);
         g_assert_cmpuint(v, ==, pattern(p));
     }
+    placer_stop(pl);
     g_assert_cmpint(fx.requested, ==, NPAGES - 16);
     g_assert_true(postcopy_incoming_finish(fx.pi, &err));
-    g_async_queue_push(fx.requests, GSIZE_TO_POINTER(G_MAXSIZE));
-    g_thread_join(pl);
+    g_assert_no_error(err);
     postcopy_incoming_free(fx.pi);
+    fx_clear();
     munmap(fx.rb.host, NPAGES * PAGE);
     close(memfd);
 }
