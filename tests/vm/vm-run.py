@@ -44,11 +44,14 @@ WANTED_MODULES = ['kvm-amd', 'virtio_pci', '9pnet_virtio', '9p', 'virtio_console
 FATAL_CONSOLE = re.compile(r'Kernel panic|BUG: (?!soft lockup)|Oops|general protection fault|'
                            r'corrupted stack end|Unable to handle kernel|'
                            r'Out of memory: Killed')
-# A soft lockup or an RCU stall inside the VM is what a host that starves
-# the VM's vCPU threads looks like from inside (seen with a compiler running
-# beside the VM): the kernel goes on, so the run does too, with a warning.
+# A soft lockup or an RCU stall inside the VM can be a host that starves
+# the VM's vCPU threads for a while: the run goes on, with a warning. A CPU
+# stuck for minutes is not starvation but a hung VM (as when TCG ran stale
+# code, docs/devel/test-vm.md): that ends the run like a panic.
 STALL_CONSOLE = re.compile(r'BUG: soft lockup|rcu_preempt self-detected stall|'
                            r'rcu: INFO: rcu_preempt detected stalls')
+STUCK_FOR = re.compile(r'soft lockup - CPU#\d+ stuck for (\d+)s')
+STUCK_FATAL_S = 120
 
 STATUS_MARK = 'gwvm-exit-status='
 
@@ -189,6 +192,20 @@ class Cpio:
         return b''.join(self.parts)
 
 
+# Run inside the VM (the host's python3, in the chroot): create a KVM VM
+# with an in-kernel irqchip and one vCPU, never run it, keep it.
+KVM_HOLD = r'''
+import fcntl, os, signal
+KVM_CREATE_VM, KVM_CREATE_IRQCHIP, KVM_CREATE_VCPU = 0xAE01, 0xAE60, 0xAE41
+kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+fcntl.ioctl(vm, KVM_CREATE_IRQCHIP, 0)
+fcntl.ioctl(vm, KVM_CREATE_VCPU, 0)
+open("/run/gwvm-kvm-held", "w").close()
+while True:
+    signal.pause()
+'''
+
 INIT = r'''#!/bin/busybox sh
 # godwit test VM: mount the host, load KVM, run one command, power off.
 /bin/busybox --install -s /bin
@@ -231,6 +248,21 @@ echo 1 > /proc/sys/vm/unprivileged_userfaultfd
 [ -n "$GWVM_THP" ] && echo "$GWVM_THP" > /sys/kernel/mm/transparent_hugepage/enabled
 [ "$GWVM_HUGEPAGES" -gt 0 ] && echo "$GWVM_HUGEPAGES" > /proc/sys/vm/nr_hugepages
 [ -c /dev/kvm ] || say "no /dev/kvm in the VM (kvm-amd did not load)"
+# One KVM VM with a vCPU (its APIC never enabled) is held open for the VM's
+# whole life. Otherwise each first or last KVM VM flips the kernel's
+# preempt-notifier static key (and KVM's apic_sw_disabled key), which
+# rewrites live code in the scheduler; QEMU 7.2's TCG then sometimes goes
+# on running its stale translation of the breakpoint byte of that rewrite,
+# and both vCPUs spin in int3 for ever (seen as soft lockups at the
+# scheduler's preempt-notifier sites; docs/devel/test-vm.md).
+if [ -x /host/usr/bin/python3 ]; then
+    chroot /host /usr/bin/python3 -c "$GWVM_KVM_HOLD" < /dev/null > /dev/ttyS0 2>&1 &
+    i=0
+    while [ ! -e /host/run/gwvm-kvm-held ] && [ $i -lt 600 ]; do usleep 100000; i=$((i + 1)); done
+    [ -e /host/run/gwvm-kvm-held ] || say "warning: no KVM VM held open after 60 s: the VM may hang"
+else
+    say "warning: no /usr/bin/python3 to hold a KVM VM open: the VM may hang (see docs/devel/test-vm.md)"
+fi
 out=/dev/hvc0
 [ -c "$out" ] || out=/dev/ttyS0
 if [ -n "$GWVM_DEBUG_SHELL" ]; then
@@ -305,6 +337,7 @@ def run_conf(args, cwd, rw):
     lines.append('GWVM_KVM_AMD=%s' % shlex.quote(args.kvm_amd))
     lines.append('GWVM_DEBUG_SHELL=%s' % ('1' if args.debug_shell else ''))
     lines.append('GWVM_THP=%s' % shlex.quote(args.thp))
+    lines.append('GWVM_KVM_HOLD=%s' % shlex.quote(KVM_HOLD))
     lines.append('set -- ' + ' '.join(shlex.quote(a) for a in args.command))
     c = Cpio()
     c.file('run.conf', ('\n'.join(lines) + '\n').encode())
@@ -368,6 +401,9 @@ def main():
     ap.add_argument('--debug-shell', metavar='SOCKET',
                     help='a root shell inside the VM on this unix socket '
                          '(connect with: socat -,raw,echo=0 UNIX:SOCKET)')
+    ap.add_argument('--monitor', metavar='SOCKET',
+                    help='QEMU\'s human monitor on this unix socket, to look at a VM '
+                         'that seems stuck (info registers, info lapic, info irq)')
     ap.add_argument('-v', '--verbose', action='store_true',
                     help='echo the VM console to stderr')
     ap.add_argument('--host-kvm', action='store_true',
@@ -415,6 +451,8 @@ def main():
         if args.debug_shell:
             cmd += ['-chardev', 'socket,id=dbg,server=on,wait=off,path=' + args.debug_shell,
                     '-device', 'virtconsole,chardev=dbg']
+        if args.monitor:
+            cmd += ['-monitor', 'unix:%s,server=on,wait=off' % args.monitor]
         for i, d in enumerate(rw):
             cmd += ['-virtfs', 'local,path=%s,mount_tag=rw%d,security_model=none,'
                                'multidevs=remap' % (d, i)]
@@ -494,7 +532,7 @@ def supervise(cmd, outlog, args, t0, attempt):
                     status = int(line.split('=', 1)[1])
                 elif fatal is not None:
                     fatal_lines.append(line)
-                elif FATAL_CONSOLE.search(line):
+                elif FATAL_CONSOLE.search(line) or stuck_for_long(line):
                     fatal = time.monotonic()
                     fatal_lines = tail[-3:]
                 elif STALL_CONSOLE.search(line):
@@ -530,7 +568,7 @@ def supervise(cmd, outlog, args, t0, attempt):
     if console:
         console.close()
     if fatal is not None:
-        sys.stderr.write('vm-run: the VM\'s kernel died:\n')
+        sys.stderr.write('vm-run: the VM\'s kernel died or hung:\n')
         for line in fatal_lines[:40]:
             sys.stderr.write('vm-run:   %s\n' % line)
         return EXIT_VM_DIED
@@ -548,6 +586,11 @@ def supervise(cmd, outlog, args, t0, attempt):
         sys.stderr.write('vm-run: booted in %.1f s, ran in %.1f s\n'
                          % (booted or -1, time.monotonic() - t0))
     return status
+
+
+def stuck_for_long(line):
+    m = STUCK_FOR.search(line)
+    return m is not None and int(m.group(1)) >= STUCK_FATAL_S
 
 
 def _die_with_parent():
