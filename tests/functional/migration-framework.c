@@ -533,6 +533,18 @@ void mig_compare_memory(GwVM *src, GwVM *dst, unsigned ram_mib)
     dump_free(&d);
 }
 
+guint64 mig_mailbox_writes(GwVM *vm)
+{
+    g_autoptr(GBytes) mbx = gw_memsave(vm, TICK_MAILBOX_GPA, TICK_PAGE_SIZE);
+    const guint8 *p = g_bytes_get_data(mbx, NULL);
+    guint64 magic, w;
+
+    memcpy(&magic, p + TICK_MBX_MAGIC, 8);
+    memcpy(&w, p + TICK_MBX_WRITES, 8);
+    g_assert_cmphex(magic, ==, TICK_MAILBOX_MAGIC);
+    return w;
+}
+
 void mig_check_invariant(GwVM *vm, unsigned ram_mib, TickMailbox *mb)
 {
     g_autofree char *st = gw_vm_query_status(vm);

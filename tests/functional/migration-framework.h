@@ -186,6 +186,11 @@ void mig_compare_memory(GwVM *src, GwVM *dst, unsigned ram_mib);
 /* Stop (if running), dump, check the tick invariant; mailbox in @mb. */
 void mig_check_invariant(GwVM *vm, unsigned ram_mib, TickMailbox *mb);
 /*
+ * The tick guest's count of mailbox writes, read from the running VM (its
+ * magic checked): a count that grows means the guest is writing memory.
+ */
+guint64 mig_mailbox_writes(GwVM *vm);
+/*
  * Every "tick: pass N" marker across the serial logs of @vms (in order of
  * migration, concatenated) is N = 1, 2, ... without a gap or a repeat, and
  * no error or exception was printed. Returns the last N.

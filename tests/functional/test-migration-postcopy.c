@@ -377,18 +377,6 @@ static void test_kill_dest(void)
     mig_test_free(t);
 }
 
-static guint64 mailbox_writes(GwVM *vm)
-{
-    g_autoptr(GBytes) mbx = gw_memsave(vm, TICK_MAILBOX_GPA, TICK_PAGE_SIZE);
-    const guint8 *p = g_bytes_get_data(mbx, NULL);
-    guint64 magic, w;
-
-    memcpy(&magic, p + TICK_MBX_MAGIC, 8);
-    memcpy(&w, p + TICK_MBX_WRITES, 8);
-    g_assert_cmphex(magic, ==, TICK_MAILBOX_MAGIC);
-    return w;
-}
-
 static void test_kill_src(void)
 {
     MigTestConfig cfg = {
@@ -439,7 +427,7 @@ static void test_kill_src(void)
      * blocked on p1): those are present, and each must be exactly one
      * more than on the source. A page handed out as zeros would read 1.
      */
-    w1 = mailbox_writes(t->dst);
+    w1 = mig_mailbox_writes(t->dst);
     g_test_message("writes at the switch %" PRIu64 ", at the kill %" PRIu64
                    " (%" PRIu64 " pages per pass)", w0, w1, n);
     g_assert_cmpuint(w1, >, w0);

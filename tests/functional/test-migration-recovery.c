@@ -154,18 +154,6 @@ static void proxy_free(Proxy *p)
 /* ---------------------------------------------------------------------- */
 /* Steps */
 
-static guint64 mailbox_writes(GwVM *vm)
-{
-    g_autoptr(GBytes) mbx = gw_memsave(vm, TICK_MAILBOX_GPA, TICK_PAGE_SIZE);
-    const guint8 *p = g_bytes_get_data(mbx, NULL);
-    guint64 magic, w;
-
-    memcpy(&magic, p + TICK_MBX_MAGIC, 8);
-    memcpy(&w, p + TICK_MBX_WRITES, 8);
-    g_assert_cmphex(magic, ==, TICK_MAILBOX_MAGIC);
-    return w;
-}
-
 static const MigTestConfig rc_cfg = {
     .ram_mib = RC_RAM_MIB,
     .tick_append = RC_TICK,
@@ -268,9 +256,9 @@ static void rc_finish(MigTest *t)
     g_assert_cmpstr(mig_query_str(t->src, "status"), ==, "completed");
     g_assert_cmpstr(mig_query_str(t->dst, "status"), ==, "completed");
 
-    guint64 w0 = mailbox_writes(t->dst);
+    guint64 w0 = mig_mailbox_writes(t->dst);
     mig_sleep_events(t->dst, 300);
-    guint64 w1 = mailbox_writes(t->dst);
+    guint64 w1 = mig_mailbox_writes(t->dst);
     g_test_message("destination guest wrote %" PRIu64 " pages in 300 ms after completion",
                    w1 - w0);
     g_assert_cmpuint(w1, >, w0);
