@@ -10,147 +10,29 @@ STOP->RESUME event gap, the outside-measured marker gap (host CLOCK_REALTIME
 stamps on the guest's 1 kHz serial markers, read through a unix socket on
 both sides: first marker on the destination minus last on the source) and
 the guest-measured largest gap per vCPU (its stall meter). Python 3 stdlib
-only; the QMP client is bench/gwqmp.py, the process helpers come from
-bench/migrate-bench.py (imported). docs/devel/benchmarks.md, section "Guest OS", explains it.
+only; the QMP client is bench/gwqmp.py, the other helpers are in
+bench/gwbench.py. docs/devel/benchmarks.md, section "Guest OS", explains it.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import re
 import shutil
-import socket
-import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(HERE)
 
-_spec = importlib.util.spec_from_file_location(
-    "migrate_bench", os.path.join(HERE, "migrate-bench.py"))
-mb = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mb)
-
 sys.path.insert(0, HERE)
 import gwqmp  # noqa: E402
-
-MiB = 1 << 20
-GiB = 1 << 30
-
-HB_RE = re.compile(r"^hb cpu=(\d+) t=(\d+)\.(\d+) iters=(\d+) gap_us=(\d+) "
-                   r"maxgap_us=(\d+) ticks=(\d+) pit=(\d+) back=(\d+) "
-                   r"corrupt=(\d+) pass=(\d+)")
-MARKER_RE = re.compile(r"^@([0-9a-f]{8})$")
-
-
-class SerialTap:
-    """Reads a VM's serial unix socket in a thread of its own; every line
-    gets the host wall-clock time (CLOCK_REALTIME) its newline arrived."""
-
-    def __init__(self, path, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                s.close()
-                if time.monotonic() > deadline:
-                    raise RuntimeError("no serial socket at %s" % path)
-                time.sleep(0.005)
-        self.sock = s
-        self.lock = threading.Lock()
-        self.lines = []          # (host_time, text)
-        self.partial = b""
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        self.sock.settimeout(0.1)
-        while not self.stop:
-            try:
-                d = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            now = time.time()
-            if not d:
-                break
-            with self.lock:
-                data = self.partial + d
-                parts = data.split(b"\n")
-                self.partial = parts.pop()
-                for p in parts:
-                    self.lines.append((now, p.decode("utf-8", "replace")))
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.lines), self.partial.decode("utf-8", "replace")
-
-    def close(self):
-        self.stop = True
-        self.thread.join(2)
-        self.sock.close()
-
-
-def heartbeats(lines):
-    """{cpu: [dict]} from heartbeat lines."""
-    out = {}
-    for t, l in lines:
-        m = HB_RE.match(l)
-        if not m:
-            continue
-        g = [int(x) for x in m.groups()]
-        out.setdefault(g[0], []).append({
-            "host": t, "t": g[1] + g[2] / 1000.0, "iters": g[3],
-            "gap_us": g[4], "maxgap_us": g[5], "ticks": g[6], "pit": g[7],
-            "back": g[8], "corrupt": g[9], "pass": g[10]})
-    return out
-
-
-def markers(lines):
-    out = []
-    for t, l in lines:
-        m = MARKER_RE.match(l)
-        if m:
-            out.append((t, int(m.group(1), 16)))
-    return out
-
-
-def problems_in(lines, side):
-    bad = ("CORRUPT", "gwos: exception", "gwos: panic", "gwos: error")
-    return ["%s: %s" % (side, l) for _, l in lines if any(b in l for b in bad)]
-
-
-class Vmm:
-    def __init__(self, name, binary, unlimited_bw):
-        self.name = name
-        self.binary = binary
-        self.unlimited_bw = unlimited_bw
-
-    def argv(self, ram, smp, kernel, append, serial, qmp, incoming=None):
-        a = [self.binary, "-enable-kvm", "-cpu", "host", "-smp", str(smp),
-             "-m", "%dM" % (ram // MiB), "-nodefaults", "-no-user-config",
-             "-display", "none",
-             "-serial", "unix:%s,server=on,wait=off" % serial,
-             "-qmp", "unix:%s,server=on,wait=off" % qmp,
-             "-device", "isa-debug-exit,iobase=0x501"]
-        # godwit's destination takes the guest from the stream alone; QEMU's
-        # needs the same -kernel (its option ROM is part of the stream).
-        if incoming is None or self.name == "qemu":
-            a += ["-kernel", kernel, "-append", append]
-        if incoming:
-            a += ["-incoming", incoming]
-        else:
-            a += ["-S"]
-        return a
+from gwbench import (GODWIT_UNLIMITED_BW, QEMU_UNLIMITED_BW,  # noqa: E402
+                     GiB, GwosVmm, SerialTap, fmt, guest_gaps, heartbeats,
+                     markdown_table, markers, median, parse_size, problems_in,
+                     spawn, teardown, wait_heartbeats)
 
 
 def run_one(vmm, ram, wl_name, append, postcopy, args, log):
@@ -162,8 +44,8 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
     try:
         p = lambda n: os.path.join(tmp, n)
         s_err, d_err = open(p("src.stderr"), "wb"), open(p("dst.stderr"), "wb")
-        src = mb.spawn(vmm.argv(ram, 2, args.guest, append, p("src.ser"),
-                                p("src.qmp")), mb.subprocess.DEVNULL, s_err)
+        src = spawn(vmm.argv(ram, 2, args.guest, append, p("src.ser"),
+                             p("src.qmp")), subprocess.DEVNULL, s_err)
         procs.append(src)
         sq = gwqmp.QMP(p("src.qmp"))
         qmps.append(sq)
@@ -189,8 +71,8 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
                                 for c in (0, 1)]
 
         inc = "unix:" + p("mig.sock")
-        dst = mb.spawn(vmm.argv(ram, 2, args.guest, append, p("dst.ser"),
-                                p("dst.qmp"), inc), mb.subprocess.DEVNULL, d_err)
+        dst = spawn(vmm.argv(ram, 2, args.guest, append, p("dst.ser"),
+                             p("dst.qmp"), inc), subprocess.DEVNULL, d_err)
         procs.append(dst)
         dq = gwqmp.QMP(p("dst.qmp"))
         qmps.append(dq)
@@ -271,17 +153,7 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
         pct = dinfo.get("x-postcopy-latency-percentiles") or {}
         r["fault_max_us"] = pct.get("max")
 
-        # Two heartbeats per vCPU on the destination after completion.
-        deadline = time.monotonic() + 30
-        while True:
-            dlines, _ = dtap.snapshot()
-            dh = heartbeats(dlines)
-            if all(len([h for h in dh.get(c, []) if h["host"] > t_done]) >= 2
-                   for c in (0, 1)):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("destination heartbeats stopped")
-            time.sleep(0.05)
+        wait_heartbeats(dtap, t_done)
         slines, spartial = stap.snapshot()
         dlines, _ = dtap.snapshot()
         if spartial and dlines:
@@ -296,20 +168,8 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
         else:
             r["marker_gap_ms"] = None
             problems.append("no markers on %s" % ("source" if not sm else "destination"))
-        # The guest's view: the largest gap of every heartbeat interval that
-        # overlaps the migration (migrate .. first heartbeat after completion).
-        gaps = []
-        for c in (0, 1):
-            g = [h["gap_us"] for h in sh.get(c, []) if h["host"] > t_mig]
-            after = [h for h in dh.get(c, []) if h["host"] > t_done]
-            g += [h["gap_us"] for h in dh.get(c, []) if h["host"] <= after[0]["host"]]
-            gaps.append(max(g) / 1000.0 if g else None)
-            for h in sh.get(c, []) + dh.get(c, []):
-                if h["back"] or h["corrupt"]:
-                    problems.append("cpu %d back=%d corrupt=%d" % (c, h["back"],
-                                                                  h["corrupt"]))
-                    break
-        r["guest_gap_ms"] = gaps
+        r["guest_gap_ms"], gap_problems = guest_gaps(sh, dh, t_mig, t_done)
+        problems += gap_problems
         if postcopy and not r["switched"]:
             problems.append("completed in precopy (no switch)")
         r["check"] = "ok" if not problems else "; ".join(problems[:3])
@@ -319,30 +179,12 @@ def run_one(vmm, ram, wl_name, append, postcopy, args, log):
         r["error"] = str(e)
         return r
     finally:
-        for q in qmps:
-            try:
-                q.cmd("quit", timeout=5)
-            except (gwqmp.QMPError, OSError):
-                pass
-            q.close()
-        for t in taps:
-            t.close()
-        for pr in procs:
-            mb.stop_process(pr)
+        teardown(qmps, procs, [t.close for t in taps])
         r["load1_after"] = round(os.getloadavg()[0], 2)
         if args.keep_tmp:
             r["tmp"] = tmp
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def fmt(v, f="%.0f"):
-    return "-" if v is None else f % v
-
-
-def median(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
 
 
 def table(results, out):
@@ -378,19 +220,7 @@ def table(results, out):
                      fmt(base, "%.1f"),
                      ",".join(checks) + ("" if len(ok) == len(rs) else
                                          " (%d of %d completed)" % (len(ok), len(rs)))])
-    w = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(len(hdr))]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(cells)) + " |"
-    print(line(hdr), file=out)
-    print("|" + "|".join("-" * (x + 2) for x in w) + "|", file=out)
-    for row in rows:
-        print(line(row), file=out)
-
-
-def parse_size(s):
-    m = re.match(r"^(\d+)([MG])$", s.strip().upper())
-    if not m:
-        raise argparse.ArgumentTypeError("size like 1G or 512M: %r" % s)
-    return int(m.group(1)) * (GiB if m.group(2) == "G" else MiB)
+    markdown_table(hdr, rows, out)
 
 
 def main():
@@ -422,9 +252,9 @@ def main():
     vmms = []
     for v in args.vmms.split(","):
         if v == "godwit":
-            vmms.append(Vmm("godwit", godwit, mb.GODWIT_UNLIMITED_BW))
+            vmms.append(GwosVmm("godwit", godwit, GODWIT_UNLIMITED_BW))
         elif v == "qemu" and args.qemu and args.qemu != "none":
-            vmms.append(Vmm("qemu", args.qemu, mb.QEMU_UNLIMITED_BW))
+            vmms.append(GwosVmm("qemu", args.qemu, QEMU_UNLIMITED_BW))
     workloads = {
         "ws256": "work=ws mem=256M rate=%d" % args.rate,
         "most": "work=ws mem=max rate=%d" % args.rate,

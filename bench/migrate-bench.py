@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -30,120 +29,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(HERE)
 
-MiB = 1 << 20
-GiB = 1 << 30
-
-# QEMU 7.2 treats max-bandwidth 0 as "no limit" in its rate limiter (its
-# bandwidth estimate does not use the value), but we do not rely on that: a
-# value far above any link here is unambiguous on every QEMU version.
-QEMU_UNLIMITED_BW = 1 << 40          # 1 TiB/s
-GODWIT_UNLIMITED_BW = 0              # godwit: 0 = unlimited (documented)
-
-
-# ---------------------------------------------------------------------------
-# Child processes: every one we start is registered and killed on the way out.
-
-_children = []
-
-
-def _kill_children():
-    for p in list(_children):
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        _children.remove(p)
-
-
-def _on_signal(signum, _frame):
-    _kill_children()
-    sys.exit(128 + signum)
-
-
-atexit.register(_kill_children)
-signal.signal(signal.SIGTERM, _on_signal)
-signal.signal(signal.SIGINT, _on_signal)
-signal.signal(signal.SIGHUP, _on_signal)
-
-
-def spawn(argv, stdout, stderr):
-    # Own session, so the whole group can be killed by its id.
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
-                         stderr=stderr, start_new_session=True)
-    _children.append(p)
-    return p
-
-
-def stop_process(p, grace=5.0):
-    """Wait up to grace seconds for p to exit, then kill its group."""
-    try:
-        p.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait(timeout=10)
-    if p in _children:
-        _children.remove(p)
-
-
-# ---------------------------------------------------------------------------
-# QMP: the client shared by the benchmarks (bench/gwqmp.py). Re-exported
-# here, as mb.QMP etc., for the scripts that import this one.
-
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from gwqmp import QMP, QMPError, event_time  # noqa: E402,F401
-
-
-# ---------------------------------------------------------------------------
-# Serial log follower: lines with the host time they were first seen.
-
-class Serial:
-    def __init__(self, path):
-        self.path = path
-        self.pos = 0
-        self.partial = b""
-        self.lines = []          # (host_time, text)
-
-    def poll(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.pos)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        if not data:
-            return
-        self.pos += len(data)
-        now = time.time()
-        data = self.partial + data
-        parts = data.split(b"\n")
-        self.partial = parts.pop()
-        for p in parts:
-            self.lines.append((now, p.decode("utf-8", "replace").rstrip("\r")))
-
-    def text(self):
-        """Complete lines only: a line still being written is not parsed."""
-        return "\n".join(l for _, l in self.lines)
-
-    def passes(self):
-        out = []
-        for t, l in self.lines:
-            m = re.search(r"tick: pass (\d+)$", l)
-            if m:
-                out.append((t, int(m.group(1))))
-        return out
-
-    def errors(self):
-        return [l for _, l in self.lines
-                if re.search(r"tick: (error|exception|warning)", l)]
+from gwqmp import QMP, QMPError, event_time  # noqa: E402
+from gwbench import (GODWIT_UNLIMITED_BW, QEMU_UNLIMITED_BW,  # noqa: E402
+                     GiB, MiB, SerialFile, fmt, parse_size, postcopy_trigger,
+                     spawn, stderr_tails, teardown)
 
 
 # ---------------------------------------------------------------------------
@@ -213,23 +104,6 @@ class Mode:
         self.dl_option = dl_option     # which option lists its limits
 
 
-def _postcopy_trigger(after_pass):
-    """migrate-start-postcopy once MIGRATION_PASS reaches after_pass (0: at
-    once, right after migrate). Pass 1 is the sync in setup, so pass 2 is
-    the sync at the end of the first sweep: "after the first pass"."""
-    def trigger(src, state):
-        if state.get("postcopy_started"):
-            return
-        if after_pass > 0:
-            e = src.find_event("MIGRATION_PASS",
-                               lambda e: e["data"]["pass"] >= after_pass)
-            if e is None:
-                return
-        src.cmd("migrate-start-postcopy")
-        state["postcopy_started"] = time.time()
-    return trigger
-
-
 def _postcopy_collect(trial, src_info, dst_info):
     ram = src_info.get("ram", {})
     trial["postcopy_requests"] = ram.get("postcopy-requests")
@@ -265,12 +139,12 @@ MODES = {
     "precopy": Mode("precopy"),
     "postcopy-after-pass": Mode(
         "postcopy-after-pass", caps=["postcopy-ram", "postcopy-blocktime"],
-        trigger=_postcopy_trigger(2), extra_metrics=_POSTCOPY_METRICS,
+        trigger=postcopy_trigger(2), extra_metrics=_POSTCOPY_METRICS,
         collect=_postcopy_collect, postcopy=True,
         dl_option="after_pass_downtime_limits"),
     "postcopy-pure": Mode(
         "postcopy-pure", caps=["postcopy-ram", "postcopy-blocktime"],
-        trigger=_postcopy_trigger(0), extra_metrics=_POSTCOPY_METRICS,
+        trigger=postcopy_trigger(0), extra_metrics=_POSTCOPY_METRICS,
         collect=_postcopy_collect, postcopy=True,
         dl_option="postcopy_downtime_limits"),
 }
@@ -371,7 +245,7 @@ def run_trial(vmm, mode, wl, ram, downtime_ms, args, guests, log):
         procs.append(src)
         sq = QMP(s_qmp)
         qmps.append(sq)
-        ser = Serial(s_serial)
+        ser = SerialFile(s_serial)
         trial["guest"] = wait_ready(ser, wl, src, args.boot_timeout, log)
 
         dst = spawn(vmm.argv(ram, kernel, wl.append, d_serial, d_qmp,
@@ -532,27 +406,10 @@ def run_trial(vmm, mode, wl, ram, downtime_ms, args, guests, log):
         trial["retryable"] = isinstance(e, GuestNotReady)
         return trial
     finally:
-        for q in qmps:
-            try:
-                q.cmd("quit", timeout=5)
-            except (QMPError, OSError):
-                pass
-            q.close()
-        for p in procs:
-            stop_process(p)
-        for name in ("src.stderr", "dst.stderr"):
-            path = os.path.join(tmp, name)
-            try:
-                txt = open(path, errors="replace").read().strip()
-            except OSError:
-                txt = ""
-            # QEMU warns about CPUID bits the software KVM here lacks.
-            txt = "\n".join(l for l in txt.splitlines()
-                            if "host doesn't support requested feature"
-                            not in l)
-            if txt:
-                trial.setdefault("stderr", {})[name.split(".")[0]] = \
-                    txt[-2000:]
+        teardown(qmps, procs)
+        tails = stderr_tails(tmp)
+        if tails:
+            trial["stderr"] = tails
         if args.keep_tmp:
             trial["tmp"] = tmp
         else:
@@ -569,7 +426,7 @@ def check_destination(dq, d_serial, src_serial, wl, trial, args):
     src_serial.poll()
     problems += ["source serial: " + l for l in src_serial.errors()]
     if wl.ready == "tick":
-        ser = Serial(d_serial)
+        ser = SerialFile(d_serial)
         src_passes = src_serial.passes()
         last_src = src_passes[-1][1] if src_passes else 0
         wait = max(5.0, 3 * trial["guest"].get("pass_s", 1.0))
@@ -851,15 +708,6 @@ def extra_metric_defs():
 ACTIVE_MODES = []
 
 
-def fmt(v, f="%.0f"):
-    if v is None:
-        return "-"
-    try:
-        return f % v
-    except TypeError:
-        return str(v)
-
-
 def ratio(a, b):
     if a is None or b is None:
         return "-"
@@ -1058,14 +906,6 @@ def print_floors(floors, results, out):
 
 
 # ---------------------------------------------------------------------------
-
-def parse_size(s):
-    m = re.fullmatch(r"(\d+)([KMGkmg]?)", s.strip())
-    if not m:
-        raise argparse.ArgumentTypeError("bad size %r" % s)
-    return int(m.group(1)) << {"": 20, "k": 10, "m": 20, "g": 30}[
-        m.group(2).lower()]
-
 
 def report(files, out):
     """Reprint the tables from JSON results: rows of later files replace

@@ -22,17 +22,16 @@ source) and lets the migration finish. Per run it prints:
   check        no CORRUPT line, no clock going back, heartbeats after the end
 
 Python 3 stdlib only; QMP through bench/gwqmp.py, the gwos serial tap and
-process helpers from bench/guest-os-bench.py and bench/migrate-bench.py.
+process helpers from bench/gwbench.py.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import select
 import shutil
 import socket
-import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,21 +40,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(HERE)
 
-
-def _load(name, file):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mb = _load("migrate_bench", "migrate-bench.py")
-gb = _load("guest_os_bench", "guest-os-bench.py")
 sys.path.insert(0, HERE)
 import gwqmp  # noqa: E402
-
-MiB = 1 << 20
-GiB = 1 << 30
+from gwbench import (GODWIT_UNLIMITED_BW, QEMU_UNLIMITED_BW,  # noqa: E402
+                     GiB, GwosVmm, MiB, SerialTap, fmt, guest_gaps, heartbeats,
+                     markdown_table, median, parse_size, problems_in, spawn,
+                     teardown, wait_heartbeats)
 
 
 class Proxy:
@@ -100,10 +90,11 @@ class Proxy:
         self.ls.close()
 
 
-class Vmm(gb.Vmm):
+class Vmm(GwosVmm):
     def argv(self, *a, **kw):
         v = super().argv(*a, **kw)
         if self.name == "qemu":
+            # kvm_pvm refuses the ARCH_CAPABILITIES MSR and QEMU aborts on it.
             v[v.index("host")] = "host,-arch-capabilities"
         return v
 
@@ -133,30 +124,30 @@ def run_one(vmm, ram, append, args):
     procs, qmps, taps, proxy = [], [], [], None
     try:
         s_err, d_err = open(p("src.stderr"), "wb"), open(p("dst.stderr"), "wb")
-        src = mb.spawn(vmm.argv(ram, 2, args.guest, append, p("src.ser"), p("src.qmp")),
-                       mb.subprocess.DEVNULL, s_err)
+        src = spawn(vmm.argv(ram, 2, args.guest, append, p("src.ser"), p("src.qmp")),
+                    subprocess.DEVNULL, s_err)
         procs.append(src)
         sq = gwqmp.QMP(p("src.qmp"))
         qmps.append(sq)
-        stap = gb.SerialTap(p("src.ser"))
+        stap = SerialTap(p("src.ser"))
         taps.append(stap)
         sq.cmd("cont")
         deadline = time.monotonic() + args.boot_timeout
         while True:
             lines, _ = stap.snapshot()
-            hb = gb.heartbeats(lines)
+            hb = heartbeats(lines)
             if all(len(hb.get(c, [])) >= 3 for c in (0, 1)):
                 break
             if src.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("guest not working within %d s" % args.boot_timeout)
             time.sleep(0.05)
 
-        dst = mb.spawn(vmm.argv(ram, 2, args.guest, append, p("dst.ser"), p("dst.qmp"),
-                                "unix:" + p("mig.sock")), mb.subprocess.DEVNULL, d_err)
+        dst = spawn(vmm.argv(ram, 2, args.guest, append, p("dst.ser"), p("dst.qmp"),
+                             "unix:" + p("mig.sock")), subprocess.DEVNULL, d_err)
         procs.append(dst)
         dq = gwqmp.QMP(p("dst.qmp"))
         qmps.append(dq)
-        dtap = gb.SerialTap(p("dst.ser"))
+        dtap = SerialTap(p("dst.ser"))
         taps.append(dtap)
         caps = [{"capability": c, "state": True} for c in ("events", "postcopy-ram")]
         for q in (sq, dq):
@@ -196,29 +187,13 @@ def run_one(vmm, ram, append, args):
         r["status"] = "completed"
         r["total_ms"] = sq.cmd("query-migrate").get("total-time")
 
-        deadline = time.monotonic() + 30
-        while True:
-            dh = gb.heartbeats(dtap.snapshot()[0])
-            if all(len([h for h in dh.get(c, []) if h["host"] > t_done]) >= 2 for c in (0, 1)):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("destination heartbeats stopped")
-            time.sleep(0.05)
+        wait_heartbeats(dtap, t_done)
         slines, _ = stap.snapshot()
         dlines, _ = dtap.snapshot()
-        sh, dh = gb.heartbeats(slines), gb.heartbeats(dlines)
-        problems = gb.problems_in(slines, "source") + gb.problems_in(dlines, "destination")
-        gaps = []
-        for c in (0, 1):
-            g = [h["gap_us"] for h in sh.get(c, []) if h["host"] > t_mig]
-            after = [h for h in dh.get(c, []) if h["host"] > t_done]
-            g += [h["gap_us"] for h in dh.get(c, []) if h["host"] <= after[0]["host"]]
-            gaps.append(max(g) / 1000.0 if g else None)
-            for h in sh.get(c, []) + dh.get(c, []):
-                if h["back"] or h["corrupt"]:
-                    problems.append("cpu %d back=%d corrupt=%d" % (c, h["back"], h["corrupt"]))
-                    break
-        r["guest_gap_ms"] = gaps
+        sh, dh = heartbeats(slines), heartbeats(dlines)
+        problems = problems_in(slines, "source") + problems_in(dlines, "destination")
+        r["guest_gap_ms"], gap_problems = guest_gaps(sh, dh, t_mig, t_done)
+        problems += gap_problems
         r["check"] = "ok" if not problems else "; ".join(problems[:3])
         return r
     except (gwqmp.QMPError, RuntimeError, OSError) as e:
@@ -228,29 +203,11 @@ def run_one(vmm, ram, append, args):
     finally:
         if proxy and proxy.thread.is_alive():
             proxy.cut()
-        for q in qmps:
-            try:
-                q.cmd("quit", timeout=5)
-            except (gwqmp.QMPError, OSError):
-                pass
-            q.close()
-        for t in taps:
-            t.close()
-        for pr in procs:
-            mb.stop_process(pr)
+        teardown(qmps, procs, [t.close for t in taps])
         if args.keep_tmp:
             r["tmp"] = tmp
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def median(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, f="%.1f"):
-    return "-" if v is None else f % v
 
 
 def table(results, out):
@@ -265,20 +222,15 @@ def table(results, out):
                         [rs[0].get("error", "?")[:80]])
             continue
         rows.append([name, "%dG" % (ok[0]["ram"] // GiB), ok[0]["cut_s"],
-                     fmt(median([r["recover_ms"] for r in ok])),
-                     fmt(median([r["paused_after_cut_ms"] for r in ok])),
+                     fmt(median([r["recover_ms"] for r in ok]), "%.1f"),
+                     fmt(median([r["paused_after_cut_ms"] for r in ok]), "%.1f"),
                      fmt(median([r.get("remaining_at_cut_mib") for r in ok]), "%.0f"),
-                     "%s / %s" % (fmt(median([r["guest_gap_ms"][0] for r in ok])),
-                                  fmt(median([r["guest_gap_ms"][1] for r in ok]))),
+                     "%s / %s" % (fmt(median([r["guest_gap_ms"][0] for r in ok]), "%.1f"),
+                                  fmt(median([r["guest_gap_ms"][1] for r in ok]), "%.1f")),
                      fmt(median([r["total_ms"] for r in ok]), "%.0f"),
                      ",".join(sorted(set(r["check"] for r in ok))) +
                      ("" if len(ok) == len(rs) else " (%d of %d)" % (len(ok), len(rs)))])
-    w = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(len(hdr))]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(cells)) + " |"
-    print(line(hdr), file=out)
-    print("|" + "|".join("-" * (x + 2) for x in w) + "|", file=out)
-    for row in rows:
-        print(line(row), file=out)
+    markdown_table(hdr, rows, out)
 
 
 def main():
@@ -305,13 +257,13 @@ def main():
     for f in (godwit, args.guest):
         if not os.path.exists(f):
             sys.exit("recovery-bench: %s not found (build first)" % f)
-    ram = gb.parse_size(args.ram)
+    ram = parse_size(args.ram)
     vmms = []
     for v in args.vmms.split(","):
         if v == "godwit":
-            vmms.append(Vmm("godwit", godwit, mb.GODWIT_UNLIMITED_BW))
+            vmms.append(Vmm("godwit", godwit, GODWIT_UNLIMITED_BW))
         elif v == "qemu" and args.qemu and args.qemu != "none":
-            vmms.append(Vmm("qemu", args.qemu, mb.QEMU_UNLIMITED_BW))
+            vmms.append(Vmm("qemu", args.qemu, QEMU_UNLIMITED_BW))
     append = "work=ws mem=max rate=%d hz=250 pit=100 marker=1000" % args.rate
     results = []
     started = time.strftime("%Y-%m-%d %H:%M")
@@ -320,8 +272,8 @@ def main():
             r = run_one(vmm, ram, append, args)
             results.append(r)
             print("[%d] %s: %s recover=%s paused=%s gap=%s load=%s %s"
-                  % (rep + 1, vmm.name, r.get("status"), fmt(r.get("recover_ms")),
-                     fmt(r.get("paused_after_cut_ms")), r.get("guest_gap_ms"),
+                  % (rep + 1, vmm.name, r.get("status"), fmt(r.get("recover_ms"), "%.1f"),
+                     fmt(r.get("paused_after_cut_ms"), "%.1f"), r.get("guest_gap_ms"),
                      r.get("load1_before"), r.get("check") or r.get("error")),
                   file=sys.stderr, flush=True)
     with open(args.json, "w") as f:

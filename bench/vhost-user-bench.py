@@ -14,13 +14,11 @@ frames corrupted, guest memory the workload found damaged, and the
 destination back-end's postcopy
 faults with their resolution latency (p50/p99) as godwit sees them and as
 the example back-end sees them. Python 3 stdlib only; the QMP client is
-bench/gwqmp.py, the process and serial helpers come from
-bench/migrate-bench.py (imported, not changed).
+bench/gwqmp.py, the process and serial helpers are in bench/gwbench.py.
 docs/devel/benchmarks.md, section "vhost-user", explains it.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -37,14 +35,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(HERE)
 
-_spec = importlib.util.spec_from_file_location(
-    "migrate_bench", os.path.join(HERE, "migrate-bench.py"))
-mb = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mb)
 sys.path.insert(0, HERE)
 import gwqmp  # noqa: E402
+from gwbench import (GODWIT_UNLIMITED_BW, QEMU_UNLIMITED_BW,  # noqa: E402
+                     MiB, SerialFile, fmt, markdown_table, parse_size,
+                     postcopy_trigger, spawn, stderr_tails, stop_process,
+                     teardown)
 
-MiB = 1 << 20
 MAC = "52:54:00:12:34:56"
 
 # gwos's results page (tests/guest/os/gwos-results.h).
@@ -88,17 +85,15 @@ DEFAULT_MODES = ["precopy", "postcopy-after-pass", "postcopy-pure", "postcopy-af
 # Processes
 
 def spawn_piped(argv, log_path, env=None):
-    """Like mb.spawn, with a pipe on stdin (testpmd leaves on Enter) and
-    both output streams in one log; killed with the others on exit."""
+    """spawn() with a pipe on stdin (testpmd leaves on Enter) and both
+    output streams in one log."""
     log = open(log_path, "wb")
     # testpmd's forwarding core polls: at the VMMs' priority two of them
     # (source and destination) would take both CPUs of a small host. The
     # functional tests run back-ends at nice +10 for the same reason.
-    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True,
-                         env=env, preexec_fn=lambda: os.nice(10))
+    p = spawn(argv, log, subprocess.STDOUT, stdin=subprocess.PIPE, env=env,
+              nice=10)
     log.close()
-    mb._children.append(p)
     return p
 
 
@@ -146,7 +141,7 @@ class Backend:
                     self.proc.send_signal(signal.SIGTERM)
             except (BrokenPipeError, OSError):
                 pass
-        mb.stop_process(self.proc, grace=10.0)
+        stop_process(self.proc, grace=10.0)
         try:
             self.proc.stdin.close()
         except OSError:
@@ -263,25 +258,25 @@ def run_trial(vmm, kind, mode, args, bins, seq, log):
         s_be = Backend(kind, bins, tmp, "src-be", 2 * seq)
         bes.append(s_be)
         s_err = open(p("src.stderr"), "wb")
-        src = mb.spawn(vmm.argv(args.ram_bytes, bins["gwos"], args.append, s_be.sock,
-                                p("src.serial"), p("src.qmp")), subprocess.DEVNULL, s_err)
+        src = spawn(vmm.argv(args.ram_bytes, bins["gwos"], args.append, s_be.sock,
+                             p("src.serial"), p("src.qmp")), subprocess.DEVNULL, s_err)
         procs.append(src)
         sq = gwqmp.QMP(p("src.qmp"), timeout=args.boot_timeout)
         qmps.append(sq)
-        s_ser = mb.Serial(p("src.serial"))
+        s_ser = SerialFile(p("src.serial"))
         wait_net(s_ser, src, args.warmup, args.boot_timeout)
 
         d_be = Backend(kind, bins, tmp, "dst-be", 2 * seq + 1)
         bes.append(d_be)
         d_err = open(p("dst.stderr"), "wb")
         incoming = "unix:" + p("mig.sock")
-        dst = mb.spawn(vmm.argv(args.ram_bytes, bins["gwos"], args.append, d_be.sock,
-                                p("dst.serial"), p("dst.qmp"), incoming),
-                       subprocess.DEVNULL, d_err)
+        dst = spawn(vmm.argv(args.ram_bytes, bins["gwos"], args.append, d_be.sock,
+                             p("dst.serial"), p("dst.qmp"), incoming),
+                    subprocess.DEVNULL, d_err)
         procs.append(dst)
         dq = gwqmp.QMP(p("dst.qmp"), timeout=args.boot_timeout)
         qmps.append(dq)
-        d_ser = mb.Serial(p("dst.serial"))     # polled from here on: lines get their times
+        d_ser = SerialFile(p("dst.serial"))  # polled from here on: lines get their times
 
         caps = [{"capability": "events", "state": True}]
         if postcopy:
@@ -303,7 +298,7 @@ def run_trial(vmm, kind, mode, args, bins, seq, log):
         trial["src_cpus_working"] = len(re.findall(r"^gwos: cpu \d+ working ",
                                                    s_ser.text(), re.M))
 
-        trigger = mb._postcopy_trigger(after_pass) if postcopy else None
+        trigger = postcopy_trigger(after_pass) if postcopy else None
         state = {}
         sq.events.clear()
         t0 = time.monotonic()
@@ -389,15 +384,9 @@ def run_trial(vmm, kind, mode, args, bins, seq, log):
         trial["dst_net_lines"] = len(dl_lines)
         trial["observed_s"] = round(time.time() - t_done, 2)
 
-        for q in qmps:
-            try:
-                q.cmd("quit", timeout=5)
-            except (gwqmp.QMPError, OSError):
-                pass
-        for pr in procs:
-            mb.stop_process(pr)
-        for be in bes:
-            be.stop()
+        # Here, before the reports are read: the back-ends write their final
+        # counters as they exit, and a VMM's stderr is whole once it is gone.
+        teardown(qmps, procs, [be.stop for be in bes])
         with open(p("dst.stderr"), errors="replace") as f:
             m = GODWIT_PC_END.search(f.read())
         if m:
@@ -424,27 +413,11 @@ def run_trial(vmm, kind, mode, args, bins, seq, log):
         trial["error"] = str(e)
         return trial
     finally:
-        for q in qmps:
-            try:
-                q.cmd("quit", timeout=5)
-            except (gwqmp.QMPError, OSError):
-                pass
-            q.close()
-        for pr in procs:
-            mb.stop_process(pr)
-        for be in bes:
-            be.stop()
-        for name in ("src.stderr", "dst.stderr"):
-            try:
-                txt = open(os.path.join(tmp, name), errors="replace").read().strip()
-            except OSError:
-                txt = ""
-            txt = "\n".join(l for l in txt.splitlines()
-                            if "host doesn't support requested feature" not in l
-                            and "waiting for the back-end to connect" not in l
-                            and "QEMU waiting for connection" not in l)
-            if txt:
-                trial.setdefault("stderr", {})[name.split(".")[0]] = txt[-2000:]
+        teardown(qmps, procs, [be.stop for be in bes])
+        tails = stderr_tails(tmp, ignore=("waiting for the back-end to connect",
+                                          "QEMU waiting for connection"))
+        if tails:
+            trial["stderr"] = tails
         if trial.get("mem_corrupt") or trial.get("lost"):
             # The guest's own lines about it (serial logs go with the tmp dir).
             try:
@@ -520,15 +493,6 @@ def aggregate(trials):
     return agg
 
 
-def fmt(v, f="%.0f"):
-    if v is None:
-        return "-"
-    try:
-        return f % v
-    except TypeError:
-        return str(v)
-
-
 COLUMNS = [
     ("total ms", "total_ms", "%.0f"), ("down ms", "downtime_ms", "%.0f"),
     ("STOP>RESUME ms", "stop_resume_ms", "%.1f"), ("lost", "lost", "%.0f"),
@@ -546,7 +510,7 @@ COLUMNS = [
 def print_table(rows, out):
     """rows: list of (backend, mode, vmm, agg)."""
     hdr = ["back-end", "mode", "VMM"] + [c[0] for c in COLUMNS] + ["check"]
-    lines = [hdr]
+    table_rows = []
     for kind, mode, vmm, agg in rows:
         cells = [kind, mode, vmm]
         for _, key, f in COLUMNS:
@@ -557,13 +521,8 @@ def print_table(rows, out):
                 v = "n/a"
             cells.append(fmt(v, f))
         cells.append(agg.get("check", "-"))
-        lines.append(cells)
-    widths = [max(len(str(l[i])) for l in lines) for i in range(len(hdr))]
-    for n, l in enumerate(lines):
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(l, widths)) + " |",
-              file=out)
-        if n == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=out)
+        table_rows.append(cells)
+    markdown_table(hdr, table_rows, out)
 
 
 def print_targets(rows, out):
@@ -627,13 +586,6 @@ def report(files, out):
 
 
 # ---------------------------------------------------------------------------
-
-def parse_size(s):
-    m = re.fullmatch(r"(\d+)([MG]?)", s.strip().upper())
-    if not m:
-        raise argparse.ArgumentTypeError("bad size %r" % s)
-    return int(m.group(1)) * {"": MiB, "M": MiB, "G": 1024 * MiB}[m.group(2)]
-
 
 def stage_binaries(args, tmp):
     """Copies of what runs, so a rebuild during the run changes nothing."""
@@ -722,8 +674,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="gw-vubench-bin-")
     try:
         bins = stage_binaries(args, tmp)
-        known = {"godwit": Vmm("godwit", bins["godwit"], mb.GODWIT_UNLIMITED_BW),
-                 "qemu": Vmm("qemu", args.qemu, mb.QEMU_UNLIMITED_BW)}
+        known = {"godwit": Vmm("godwit", bins["godwit"], GODWIT_UNLIMITED_BW),
+                 "qemu": Vmm("qemu", args.qemu, QEMU_UNLIMITED_BW)}
         vmm_objs = [known[n] for n in vmms]
         started = time.strftime("%Y-%m-%d %H:%M")
         load0 = os.getloadavg()
