@@ -319,7 +319,10 @@ class GwosVmm:
         self.unlimited_bw = unlimited_bw
 
     def argv(self, ram, smp, kernel, append, serial, qmp, incoming=None):
-        a = [self.binary, "-enable-kvm", "-cpu", "host", "-smp", str(smp),
+        # kvm_pvm refuses the ARCH_CAPABILITIES MSR and QEMU aborts on it;
+        # gwos never reads it.
+        cpu = "host,-arch-capabilities" if self.name == "qemu" else "host"
+        a = [self.binary, "-enable-kvm", "-cpu", cpu, "-smp", str(smp),
              "-m", "%dM" % (ram // MiB), "-nodefaults", "-no-user-config",
              "-display", "none",
              "-serial", "unix:%s,server=on,wait=off" % serial,

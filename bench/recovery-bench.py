@@ -90,15 +90,6 @@ class Proxy:
         self.ls.close()
 
 
-class Vmm(GwosVmm):
-    def argv(self, *a, **kw):
-        v = super().argv(*a, **kw)
-        if self.name == "qemu":
-            # kvm_pvm refuses the ARCH_CAPABILITIES MSR and QEMU aborts on it.
-            v[v.index("host")] = "host,-arch-capabilities"
-        return v
-
-
 def status_event(q, status):
     return q.find_event("MIGRATION", lambda e: e["data"]["status"] == status)
 
@@ -261,9 +252,9 @@ def main():
     vmms = []
     for v in args.vmms.split(","):
         if v == "godwit":
-            vmms.append(Vmm("godwit", godwit, GODWIT_UNLIMITED_BW))
+            vmms.append(GwosVmm("godwit", godwit, GODWIT_UNLIMITED_BW))
         elif v == "qemu" and args.qemu and args.qemu != "none":
-            vmms.append(Vmm("qemu", args.qemu, QEMU_UNLIMITED_BW))
+            vmms.append(GwosVmm("qemu", args.qemu, QEMU_UNLIMITED_BW))
     append = "work=ws mem=max rate=%d hz=250 pit=100 marker=1000" % args.rate
     results = []
     started = time.strftime("%Y-%m-%d %H:%M")
