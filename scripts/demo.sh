@@ -9,13 +9,14 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 [ -f build/build.ninja ] || meson setup build --werror >/dev/null
 ninja -C build >/dev/null
+why="this host has no usable /dev/kvm"
 case "${GW_DEMO_VM:-auto}" in
-    1|yes) vm=1 ;;
+    1|yes) vm=1 why="GW_DEMO_VM=$GW_DEMO_VM" ;;
     0|no) vm=0 ;;
     *) if tests/vm/vm-run.py --host-kvm; then vm=0; else vm=1; fi ;;
 esac
 if [ "$vm" = 1 ]; then
-    echo "demo: this host has no usable /dev/kvm: running the demo inside the test VM (nested KVM under QEMU TCG; slower than a real KVM)"
+    echo "demo: $why: running the demo inside the test VM (nested KVM under QEMU TCG; slower than a real KVM)"
     exec tests/vm/vm-run.py --timeout 1800 -- python3 scripts/demo.py --build build --slow-host "$@"
 fi
 exec python3 scripts/demo.py --build build "$@"

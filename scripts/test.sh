@@ -26,8 +26,9 @@ setup build
 setup build-san -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
 where=native
+why="no usable /dev/kvm on this host"
 case "${GW_TEST_VM:-auto}" in
-    1|yes) where=vm ;;
+    1|yes) where=vm why="GW_TEST_VM=$GW_TEST_VM" ;;
     0|no) ;;
     *) tests/vm/vm-run.py --host-kvm || where=vm ;;
 esac
@@ -61,7 +62,7 @@ if [ "$where" = native ]; then
         --label "sanitizer tests" --timeout-multiplier 3 \
         --summary-file build-san/.summary-tests
 else
-    echo "test: no usable /dev/kvm on this host: the functional suites run inside the test VM (nested KVM)"
+    echo "test: $why: the functional suites run inside the test VM (nested KVM)"
     summary build/.summary-unit
     summary build-san/.summary-unit
     summary build/.summary-vm
