@@ -28,7 +28,16 @@
 #include <unistd.h>
 
 #define GUEST_MAC "52:54:00:12:34:56"
-#define RAM_MB 256
+/*
+ * 256 MiB and two pages: QEMU 7.2 under TCG loses guest writes in precopy
+ * when a RAM block's length is a multiple of 64 pages. Its dirty-bitmap
+ * sync then clears whole bitmap words without re-arming TCG's write
+ * tracking, so a page the vCPU keeps writing is never sent again (10-24
+ * stale pages in every run of precopy-dirty-log at 256 MiB; the Linux
+ * guest hung or panicked on the destination in about one run in six).
+ * Another length takes its page-by-page path, which re-arms it.
+ */
+#define RAM_KIB (256 * 1024 + 8)
 
 typedef struct Guest {
     char *kernel;
@@ -183,13 +192,13 @@ static char *qemu_args(Guest *g, Backend *b, const char *chardev_extra, const ch
                        const char *more)
 {
     return g_strdup_printf(
-        "-accel tcg -cpu max -m %d -no-reboot"
-        " -object memory-backend-memfd,id=mem,size=%dM,share=on -machine pc,memory-backend=mem"
+        "-accel tcg -cpu max -m %dk -no-reboot"
+        " -object memory-backend-memfd,id=mem,size=%dK,share=on -machine pc,memory-backend=mem"
         " -kernel %s -initrd %s"
         " -append 'console=ttyS0 panic=-1 ipv6.disable=1 rdinit=/init -- %s'"
         " -chardev socket,id=vhost0,path=%s%s -netdev vhost-user,id=net0,chardev=vhost0"
         " -device virtio-net-pci,netdev=net0,mac=" GUEST_MAC ",vectors=0 %s",
-        RAM_MB, RAM_MB, g->kernel, g->initrd, guest_args, b->sock, chardev_extra, more);
+        RAM_KIB, RAM_KIB, g->kernel, g->initrd, guest_args, b->sock, chardev_extra, more);
 }
 
 static void check_reflect_run(GwVM *vm, Backend *b, gint64 count)
@@ -507,10 +516,8 @@ static gint64 backend_stat_now(Backend *b, const char *key)
  * writing numbered frames into those RX buffers: pages QEMU has already
  * sent, which only the dirty log can bring it to send again. Then the link
  * opens, the migration completes, and every frame in the source's RAM must
- * be on the (paused) destination byte for byte. Whole-RAM equality is
- * reported but not required: QEMU 7.2 under TCG itself misses an
- * occasional guest write (kernel timekeeping and stacks; seen without any
- * vhost-user device as well).
+ * be on the (paused) destination byte for byte, and so must the whole of
+ * RAM (see RAM_KIB for why that needs an odd RAM size under TCG).
  */
 static void test_migrate_dirty_log(void)
 {
@@ -544,8 +551,8 @@ static void test_migrate_dirty_log(void)
     json_node_unref(gw_qmp_wait_event_data(r->dst, "MIGRATION", "status", "completed",
                                            gw_timeout(30000)));
 
-    g_autoptr(GBytes) src_ram = gw_memsave(r->src, 0, (guint64)RAM_MB << 20);
-    g_autoptr(GBytes) dst_ram = gw_memsave(r->dst, 0, (guint64)RAM_MB << 20);
+    g_autoptr(GBytes) src_ram = gw_memsave(r->src, 0, (guint64)RAM_KIB << 10);
+    g_autoptr(GBytes) dst_ram = gw_memsave(r->dst, 0, (guint64)RAM_KIB << 10);
     gsize n;
     const uint8_t *a = g_bytes_get_data(src_ram, &n);
     const uint8_t *b = g_bytes_get_data(dst_ram, NULL);
@@ -569,6 +576,7 @@ static void test_migrate_dirty_log(void)
     g_assert_cmpint(moved, ==, 256);
     g_assert_cmpint(logged, >=, generated);
     g_assert_cmpint(backend_final(src_out, "rejected"), ==, 0);
+    g_assert_cmpuint(bad_pages, ==, 0);
     qmp_ok(r->dst, "{'execute': 'cont'}");
     g_autofree char *status = gw_vm_query_status(r->dst);
     g_assert_cmpstr(status, ==, "running");
