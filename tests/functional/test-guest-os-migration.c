@@ -18,10 +18,15 @@
 #define PIT_HZ   100
 
 /* ---------------------------------------------------------------------- */
-/* Serial through a socket, every line stamped with CLOCK_REALTIME */
+/* Serial through a socket, every line stamped with CLOCK_MONOTONIC */
 
 typedef struct SerLine {
-    gint64 t_us;            /* host wall clock when its last byte was read */
+    /*
+     * Host monotonic clock when its last byte was read. Not the wall
+     * clock: it was seen stepping 9.6 s forward in the middle of a test,
+     * and only differences of these stamps are used.
+     */
+    gint64 t_us;
     char *text;             /* without the newline */
 } SerLine;
 
@@ -83,7 +88,7 @@ static gpointer ser_tap_thread(gpointer opaque)
             continue;
         }
         ssize_t n = read(fd, buf, sizeof(buf));
-        gint64 now = g_get_real_time();
+        gint64 now = g_get_monotonic_time();
         if (n < 0 && errno == EINTR) {
             continue;
         }
