@@ -167,6 +167,16 @@ enter_user:
     mov     %ax, %es
     iretq
 
+/* The same, staying in ring 0 (the "ring0" option). */
+    .globl enter_kernel
+enter_kernel:
+    pushq   $KERNEL_DS
+    pushq   %rdx
+    pushq   $0x202                          /* IF */
+    pushq   $KERNEL_CS
+    pushq   %rsi
+    iretq
+
 /*
  * Real-mode AP trampoline, copied to a page below 1 MiB; SIPI starts it at
  * offset 0 with CS = page >> 4. It goes straight from real mode to long
@@ -225,8 +235,8 @@ isr_stubs:
  * Fast paths. Each ring-0 instruction is expensive on kvm_pvm (see above),
  * so the frequent interrupts do the minimum in assembly: count, EOI, iretq.
  * Offsets: Cpu.res at 16 (%gs points to the Cpu), GwosCpuResults.lapic_ticks
- * at 40, GwosResults.pit_ticks at 0x4030, net.irqs at 0x51a8 and
- * net.irqs_idle at 0x51b0 (checked in main.c).
+ * at 40, GwosResults.pit_ticks at 0x4030, net.irqs at 0x51a8,
+ * net.irqs_idle at 0x51b0 and io_gp_traps at 0x4088 (checked in main.c).
  */
     .globl timer_stub, pit_stub, spurious_stub, gp_stub, net_stub
 timer_stub:
@@ -282,15 +292,18 @@ gp_stub:
     je      3f
     pushq   $13
     jmp     isr_common
-1:  rep outsb
+1:  lock incq 0x4088
+    rep outsb
     addq    $2, 8(%rsp)
     add     $8, %rsp
     iretq
-2:  out     %al, %dx
+2:  lock incq 0x4088
+    out     %al, %dx
     addq    $1, 8(%rsp)
     add     $8, %rsp
     iretq
-3:  in      %dx, %al
+3:  lock incq 0x4088
+    in      %dx, %al
     addq    $1, 8(%rsp)
     add     $8, %rsp
     iretq

@@ -13,7 +13,7 @@
 #define GWOS_RESULTS_GPA      0x4000u    /* two pages: 0x4000..0x5fff */
 #define GWOS_RESULTS_SIZE     0x2000u
 #define GWOS_RESULTS_MAGIC    0x31534552534f5747ull   /* "GWOSRES1" */
-#define GWOS_RESULTS_VERSION  2u   /* 2: GwosResults.net */
+#define GWOS_RESULTS_VERSION  3u   /* 2: GwosResults.net; 3: io_gp_traps */
 #define GWOS_MAX_CPUS         32
 
 /* GwosResults.state */
@@ -137,7 +137,9 @@ typedef struct GwosResults {
     uint64_t serial_tx;       /* 0x70 bytes written to the UART */
     uint64_t serial_irqs;     /* 0x78 UART interrupts */
     uint64_t serial_rx;       /* 0x80 bytes received (discarded) */
-    uint64_t reserved[15];    /* 0x88 */
+    uint64_t io_gp_traps;     /* 0x88 ring-3 port I/O done by the #GP stub
+                               * (0 where the KVM honours IOPL 3) */
+    uint64_t reserved[14];    /* 0x90 */
     GwosCpuResults cpu[GWOS_MAX_CPUS];   /* 0x100 */
     GwosNetResults net;                  /* 0x1100 (version 2) */
 } GwosResults;

@@ -145,6 +145,7 @@ typedef struct Config {
     uint64_t exit_after_s;
     uint64_t read_write_every;    /* read: one write per this many reads */
     bool no_kvmclock;
+    bool ring0;               /* workloads stay in ring 0 */
     bool net;                 /* net=on: the network workload */
     uint64_t net_rate;        /* frames/s, 0 = as fast as the window allows */
     uint64_t net_len;         /* bytes per frame */

@@ -54,7 +54,10 @@ _Static_assert(GWOS_RESULTS_GPA + offsetof(GwosResults, net.irqs) == 0x51a8,
                "net_stub: net.irqs");
 _Static_assert(GWOS_RESULTS_GPA + offsetof(GwosResults, net.irqs_idle) == 0x51b0,
                "net_stub: net.irqs_idle");
+_Static_assert(GWOS_RESULTS_GPA + offsetof(GwosResults, io_gp_traps) == 0x4088,
+               "gp_stub: io_gp_traps");
 void enter_user(void *arg, void (*fn)(Cpu *), uint64_t rsp) __attribute__((noreturn));
+void enter_kernel(void *arg, void (*fn)(Cpu *), uint64_t rsp) __attribute__((noreturn));
 void kmain(uint32_t magic, uint32_t mbi);
 void ap_main(void);
 void isr_dispatch(IsrFrame *f);
@@ -154,6 +157,8 @@ static void parse_word(const char *w, size_t n)
     if (k == n) {
         if (streq_n(w, "nokvmclock", n)) {
             cfg.no_kvmclock = true;
+        } else if (streq_n(w, "ring0", n)) {
+            cfg.ring0 = true;
         } else if (streq_n(w, "netbarzero", n)) {
             cfg.net_bar_zero = true;
         }
@@ -440,7 +445,8 @@ void isr_dispatch(IsrFrame *f)
 static void __attribute__((noreturn)) run_workload(Cpu *c)
 {
     lapic_timer_start(cfg.hz);
-    enter_user(c, work_main, (uint64_t)(uintptr_t)(ustacks[c->index] + 16384));
+    (cfg.ring0 ? enter_kernel : enter_user)(c, work_main,
+                                            (uint64_t)(uintptr_t)(ustacks[c->index] + 16384));
 }
 
 void ap_main(void)
