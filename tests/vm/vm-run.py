@@ -363,7 +363,11 @@ def host_kvm_usable():
         os.close(fd)
 
 
-def qemu_binary():
+def qemu_binary(wanted):
+    if wanted:
+        if not os.access(wanted, os.X_OK):
+            fail('%s (--qemu) is not an executable' % wanted)
+        return wanted
     q = shutil.which('qemu-system-x86_64')
     if not q:
         fail('qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)')
@@ -404,6 +408,12 @@ def main():
     ap.add_argument('--monitor', metavar='SOCKET',
                     help='QEMU\'s human monitor on this unix socket, to look at a VM '
                          'that seems stuck (info registers, info lapic, info irq)')
+    ap.add_argument('--qemu', default=os.environ.get('GW_VM_QEMU'),
+                    help='the qemu-system-x86_64 that runs the VM (default: the one on PATH)')
+    ap.add_argument('--qemu-arg', action='append', default=[], metavar='ARG',
+                    help='one more argument for QEMU (repeatable), e.g. --qemu-arg=-d '
+                         '--qemu-arg=cpu_reset --qemu-arg=-D --qemu-arg=FILE to log the '
+                         'CPU state of a reset')
     ap.add_argument('-v', '--verbose', action='store_true',
                     help='echo the VM console to stderr')
     ap.add_argument('--host-kvm', action='store_true',
@@ -424,7 +434,7 @@ def main():
         if not os.path.isdir(d):
             fail('%s is not a directory' % d)
     cwd = os.path.realpath(os.getcwd())
-    qemu = qemu_binary()
+    qemu = qemu_binary(args.qemu)
     os.makedirs(args.cache, exist_ok=True)
     t0 = time.monotonic()
 
@@ -453,6 +463,7 @@ def main():
                     '-device', 'virtconsole,chardev=dbg']
         if args.monitor:
             cmd += ['-monitor', 'unix:%s,server=on,wait=off' % args.monitor]
+        cmd += args.qemu_arg
         for i, d in enumerate(rw):
             cmd += ['-virtfs', 'local,path=%s,mount_tag=rw%d,security_model=none,'
                                'multidevs=remap' % (d, i)]
