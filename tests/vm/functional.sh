@@ -13,8 +13,8 @@ export GW_TIMEOUT_SCALE="${GW_TIMEOUT_SCALE:-4}"
 export GW_TEST_JOBS="${GW_TEST_JOBS:-1}"
 mult=$GW_TIMEOUT_SCALE
 
-gwos="the test VM cannot keep up with gwos (1 kHz serial markers: vCPU 0 had not finished its start-up sweep after 100 s), and a bare gwos run stalled or reset the VM (docs/devel/test-vm.md); runs where the host has its own KVM"
-vhost="in the test VM /vhost-user/testpmd/boot made no progress in 8 min with the VM idle (not explained; the example back-end's boot passes in 5 s), and the gwos guest is more than the VM keeps up with; runs where the host has its own KVM"
+gwos="in the test VM a guest taking interrupts at gwos's rates resets the VM within about a minute (QEMU's emulated SVM delivers an interrupt before KVM restores the host GS base; docs/devel/test-vm.md), and its 1 kHz serial markers are more port I/O than the VM keeps up with; runs where the host has its own KVM"
+vhost="in the test VM /vhost-user/testpmd/boot made no progress in 8 min with the VM idle (not explained; the example back-end's boot passes in 5 s), and their guest is gwos, whose interrupts reset the VM (see the gwos programs); runs where the host has its own KVM"
 excluded="
 guest-os=$gwos
 guest-os-migration=$gwos
