@@ -176,6 +176,11 @@ void uconsole_poll(Cpu *c, uint64_t now)
     spin_unlock(&console_lock);
 }
 
+bool uconsole_drained(void)
+{
+    return ring_used() == 0;
+}
+
 void uprintf(Cpu *c, const char *fmt, ...)
 {
     char buf[256];

@@ -167,6 +167,7 @@ void console_irq(void);           /* UART interrupt, ring 0 */
 void uconsole_write(Cpu *c, const char *s, size_t n);
 void uprintf(Cpu *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void uconsole_poll(Cpu *c, uint64_t now);
+bool uconsole_drained(void);      /* everything written has gone to the UART */
 void marker_emit(Cpu *c, uint64_t seq);
 void work_finish(Cpu *c) __attribute__((noreturn));
 

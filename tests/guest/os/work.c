@@ -116,8 +116,12 @@ void work_finish(Cpu *c)
         uprintf(c, "gwos: done corrupt=%lu back=%lu maxgap_us=%lu\n", corrupt, back,
                 maxgap / 1000);
     }
-    uint64_t until = clock_ns(c) + 200000000ull;  /* let the line drain */
-    for (uint64_t t = clock_ns(c); t < until; t = clock_ns(c)) {
+    /*
+     * Let the line drain before the exit ends the VM: on a slow (nested)
+     * KVM a burst and its UART interrupt can take longer than 200 ms.
+     */
+    uint64_t until = clock_ns(c) + 10000000000ull;
+    for (uint64_t t = clock_ns(c); t < until && !uconsole_drained(); t = clock_ns(c)) {
         uconsole_poll(c, t);
     }
     uio_outb(0x501, corrupt || back ? 1 : 0);
