@@ -388,6 +388,14 @@ double gw_slow_factor(void)
     return MAX(timeout_scale(), 1.0);
 }
 
+int gw_marker_hz(void)
+{
+    const char *s = g_getenv("GW_MARKER_HZ");
+    gint64 hz = s ? g_ascii_strtoll(s, NULL, 10) : 1000;
+
+    return hz >= 1 && hz <= 10000 ? (int)hz : 1000;
+}
+
 static void G_GNUC_PRINTF(1, 2) gw_skip(const char *fmt, ...)
 {
     va_list ap;

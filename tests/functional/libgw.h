@@ -50,6 +50,14 @@ int gw_timeout(int ms);
 double gw_slow_factor(void);
 
 /*
+ * The serial marker rate a gwos test asks for ("marker=N"): 1000 Hz, or
+ * GW_MARKER_HZ (1..10000). Each marker is port I/O of vCPU 0; the test VM
+ * asks for fewer (tests/vm/functional.sh says why). Bounds on marker
+ * counts are written in terms of it.
+ */
+int gw_marker_hz(void);
+
+/*
  * Skips. Each returns true if the test may go on; otherwise it has called
  * g_test_skip() and printed a loud "SKIP: ..." line on stderr, and the
  * test must return at once:

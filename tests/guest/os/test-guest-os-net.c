@@ -864,8 +864,8 @@ static void test_no_device_godwit(void)
     if (!gw_require_kvm() || !(guest = gw_require_guest("GW_OS_GUEST"))) {
         return;
     }
-    GwVM *vm = gw_vm_startf("-smp 2 -m 256M -kernel %s -append 'work=tick mem=32M net=on'",
-                            guest);
+    GwVM *vm = gw_vm_startf("-smp 2 -m 256M -kernel %s -append "
+                            "'work=tick mem=32M net=on marker=%d'", guest, gw_marker_hz());
     check_no_device(vm);
     gw_vm_free(vm);
 }
