@@ -56,6 +56,11 @@ def main():
     ap.add_argument('--exclude', action='append', default=[], metavar='NAME=REASON',
                     help='do not run test program NAME here; it is counted as '
                          'skipped, with REASON')
+    ap.add_argument('--only', action='append', default=[], metavar='NAME',
+                    help='run only these test programs (of those the suites select)')
+    ap.add_argument('--elsewhere', action='append', default=[], metavar='NAME',
+                    help='do not run or count test program NAME: another run of this '
+                         'script, with --only NAME, runs and counts it')
     args = ap.parse_args()
 
     log = os.path.join(args.builddir, 'meson-logs', 'testlog.json')
@@ -77,16 +82,22 @@ def main():
     for e in args.exclude:
         name, _, why = e.partition('=')
         excluded[name] = why or 'excluded here'
-    if excluded:
+    keep = None
+    missing = []
+    if excluded or args.only or args.elsewhere:
         # meson has no --exclude: list what the suites select, run the rest by name
         listed = subprocess.run(cmd[:4] + ['--list'] + cmd[9:], stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, universal_newlines=True)
         names = [l.rsplit(' / ', 1)[-1].strip() for l in listed.stdout.splitlines()
                  if ' / ' in l]
+        if args.only:
+            missing = [n for n in args.only if n not in names]
+            names = [n for n in names if n in args.only]
+        names = [n for n in names if n not in args.elsewhere]
         keep = [n for n in names if n not in excluded]
         excluded = {n: w for n, w in excluded.items() if n in names}
         cmd += keep
-    rc = subprocess.call(cmd) if not excluded or keep else 0
+    rc = subprocess.call(cmd) if keep is None or keep else 0
 
     passed = failed = skipped = 0
     all_skips, all_fails = [], []
@@ -120,11 +131,14 @@ def main():
         for name, desc, why in all_skips:
             print('  SKIP %s %s: %s' % (name, desc, why))
         print('!' * 70)
+    for name in missing:
+        failed += 1
+        all_fails.append('%s: asked for with --only, but the suites have no such program' % name)
     if all_fails:
         print('\nFAILED:')
         for f in all_fails:
             print('  FAIL ' + f)
-    if not entries and not (excluded and not keep):
+    if not entries and not (keep is not None and not keep):
         print('no test log found in %s' % log)
         failed += 1
     if rc != 0 and failed == 0:

@@ -67,6 +67,7 @@ else
     summary build-san/.summary-unit
     summary build/.summary-vm
     summary build-san/.summary-vm
+    summary build/.summary-vm-gwos
     ./scripts/run-tests.py build --suite unit --label "unit tests" \
         --summary-file build/.summary-unit
     env $SAN_ENV ./scripts/run-tests.py build-san --suite unit \
@@ -77,6 +78,13 @@ else
     rc=$?
     if [ $rc -ge 125 ]; then
         echo "test: the test VM failed (exit $rc, see above and build/vm-console.log): its runs count as failed"
+    fi
+    # gwos's interrupts reset a VM on multi-threaded TCG (docs/devel/test-vm.md)
+    GW_VM_TIMES=1 tests/vm/vm-run.py --accel tcg,thread=single --timeout 1800 \
+        --console build/vm-console-gwos.log -- tests/vm/functional.sh gwos
+    rc=$?
+    if [ $rc -ge 125 ]; then
+        echo "test: the test VM for gwos failed (exit $rc, see above and build/vm-console-gwos.log): its runs count as failed"
     fi
 fi
 
