@@ -235,6 +235,7 @@ static void reflect_one(VuFe *fe, VuGuestMem *mem, uint64_t seq)
     vu_ring_kick(&g.tx);
     g_assert_true(vu_ring_wait_used(&g.rx, 1, 10000));
     guest_check_reflected(&g, mem->base);
+    g_assert_true(vu_ring_wait_call(&g.rx, 10000));   /* in the test VM it came later */
     g_assert_cmpuint(vu_ring_take_calls(&g.rx), >=, 1);
     guest_cleanup(&g);
 }

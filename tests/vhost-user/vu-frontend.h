@@ -94,6 +94,12 @@ VringUsedElem vu_ring_used_elem(VuRing *r, uint16_t i);
 bool vu_ring_wait_used(VuRing *r, uint16_t idx, int timeout_ms);
 /* Interrupts since the last call (reads the call eventfd, 0 if none). */
 uint64_t vu_ring_take_calls(VuRing *r);
+/*
+ * Wait until an interrupt is pending (the call eventfd is readable; not
+ * consumed); false on timeout. The back-end signals after it publishes the
+ * used index, so a used index seen does not mean the call has been made.
+ */
+bool vu_ring_wait_call(VuRing *r, int timeout_ms);
 
 /*
  * Tell the back-end about ring @index: NUM, BASE 0, ADDR (front-end addresses
