@@ -44,11 +44,12 @@ vuqemu="in the test VM the Linux guest of these tests cannot be built (apt in th
 single_san="under ASan+UBSan this program runs only where the host has its own KVM (in the test VM it needs the slower single-threaded VM, where the plain run covers it)"
 precopy_san="under ASan in the test VM precopy of the busy tick guest does not converge (240 s, 30 passes); the plain run in the VM and the native sanitizer run cover it"
 
-# Sets $opts to the run-tests.py options of this VM boot, one per line;
-# $1 = plain or san.
-excludes() {
-    kind=$1
-    set -- --exclude "vhost-user-migration=$vumig" --exclude "vhost-user-qemu=$vuqemu"
+# run-tests.py over build directory $2 with this VM boot's exclusions;
+# $1 = plain or san, the rest are more run-tests.py options.
+run_suite() {
+    kind=$1 dir=$2
+    shift 2
+    set -- "$@" --exclude "vhost-user-migration=$vumig" --exclude "vhost-user-qemu=$vuqemu"
     for p in $single_programs; do
         if [ "$kind" = plain ]; then
             set -- "$@" --elsewhere "$p"
@@ -57,29 +58,20 @@ excludes() {
         fi
     done
     [ "$kind" = plain ] || set -- "$@" --exclude "migration-precopy=$precopy_san"
-    opts=$(for o in "$@"; do printf '%s\n' "$o"; done)
+    ./scripts/run-tests.py "$dir" --no-rebuild --suite functional --no-suite slow "$@"
 }
 
-excludes plain
-IFS='
-'
-# shellcheck disable=SC2086 # one option per line
-./scripts/run-tests.py build --no-rebuild --suite functional --no-suite slow $opts \
-    --label "functional tests (test VM)" --timeout-multiplier "$mult" \
+run_suite plain build --label "functional tests (test VM)" --timeout-multiplier "$mult" \
     --summary-file build/.summary-vm
 
 # Under the sanitizers the same rule (GW_SANITIZER_RUN trims inside the
 # programs what the native sanitizer run trims), and precopy is left to the
 # plain run above: an ASan source in the VM sends slower than the tick
 # guest dirties.
-unset IFS
-excludes san
-IFS='
-'
-# shellcheck disable=SC2086 # one option per line
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 GW_SANITIZER_RUN=1 \
-    ./scripts/run-tests.py build-san --no-rebuild --suite functional --no-suite slow $opts \
-    --label "sanitizer functional tests (test VM)" \
-    --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm
+(
+    export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 GW_SANITIZER_RUN=1
+    run_suite san build-san --label "sanitizer functional tests (test VM)" \
+        --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm
+)
 exit 0

@@ -2,8 +2,9 @@
 /*
  * Functional tests of gwos, the SMP test guest OS, on real KVM: boot with
  * -smp 2 (every vCPU up, LAPIC and PIT ticks at their rates, heartbeats,
- * serial markers (1 kHz unless GW_MARKER_HZ says otherwise), results page via pmemsave), the corruption checker
- * (a word changed behind the guest's back is reported), and exit=N.
+ * serial markers at 1 kHz unless GW_MARKER_HZ says otherwise, results
+ * page via pmemsave), the corruption checker (a word changed behind the
+ * guest's back is reported), and exit=N, in ring 3 and in ring 0.
  * GW_TEST_QEMU=1 runs the same against QEMU (-enable-kvm -kernel).
  */
 #include "qemu/osdep.h"
