@@ -375,6 +375,8 @@ static void incoming_postcopy_stats(JsonObject *o, PostcopyIncoming *pc)
     json_object_set_double_member(pct, "max", (double)st.all.max_ns / 1000.0);
     json_object_set_int_member(pct, "faults", (gint64)st.all.faults);
     json_object_set_int_member(pct, "requests", (gint64)st.requests);
+    /* Pages placed after the switch that were here already: bandwidth spent twice. */
+    json_object_set_int_member(pct, "duplicates", (gint64)st.duplicates);
     json_object_set_object_member(o, "x-postcopy-latency-percentiles", pct);
 }
 
