@@ -347,7 +347,9 @@ static void test_postcopy_running(gconstpointer opaque)
      * Precopy gets 64 KiB/s until the switch: on a slow host (the test VM)
      * it had sent the ring pages before migrate-start-postcopy arrived.
      */
-    mig_set_params(m.src, "'max-bandwidth': 65536, 'max-postcopy-bandwidth': 4194304");
+    g_autofree char *params = g_strdup_printf(
+        "'max-bandwidth': 65536, 'max-postcopy-bandwidth': %.0f", 4194304 / gw_slow_factor());
+    mig_set_params(m.src, params);
     migrate(&m);
     json_node_unref(gw_qmp_assert_success(m.src, "{'execute': 'migrate-start-postcopy'}"));
     mig_wait_status(m.src, "completed", gw_timeout(MIG_MS));
@@ -385,8 +387,13 @@ static void test_postcopy_running(gconstpointer opaque)
                    d.net.lost - s.net.lost, d.net.maxgap_ns / 1e6);
     if (m.kind == GW_VU_EXAMPLE) {
         g_autofree char *dlog = gw_vu_stop(m.dst_be);
-        /* It took as many faults as godwit read from its userfaultfd... in pages. */
-        g_assert_cmpint(gw_vu_example_counter(dlog, "faults"), ==, woken);
+        /*
+         * Every page godwit woke was one the back-end had found missing. It
+         * can have found more: a page the background push placed between
+         * its check (mincore) and its access never reached the userfaultfd
+         * (seen in the single-threaded test VM: 8 against 7).
+         */
+        g_assert_cmpint(gw_vu_example_counter(dlog, "faults"), >=, woken);
         g_assert_cmpint(gw_vu_example_counter(dlog, "nf_corrupt"), ==, 0);
     }
     mig_free(&m);
