@@ -328,6 +328,9 @@ def run_conf(args, cwd, rw):
     for k in ('TERM', 'DISPLAY', 'SSH_AUTH_SOCK', 'TMPDIR', 'XDG_RUNTIME_DIR'):
         env.pop(k, None)
     env['HOME'] = '/tmp'
+    # The host's cache, read-only in here: what the host fetched and unpacked
+    # (the Linux test guest's kernel tree) is found without apt.
+    env['GW_VM_CACHE'] = args.cache
     env['GW_IN_TEST_VM'] = '1'
     lines = ['export %s=%s' % (k, shlex.quote(v)) for k, v in sorted(env.items())
              if re.match(r'^[A-Za-z_][A-Za-z0-9_]*$', k)]
