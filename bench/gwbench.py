@@ -351,6 +351,11 @@ def parse_size(s):
         m.group(2).lower()]
 
 
+def size_label(n):
+    """4G, 256M: the shortest of parse_size's spellings that is exact."""
+    return "%dG" % (n // GiB) if n % GiB == 0 else "%dM" % (n // MiB)
+
+
 def fmt(v, f="%.0f"):
     if v is None:
         return "-"
