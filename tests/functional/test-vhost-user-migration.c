@@ -346,6 +346,7 @@ static void test_postcopy_running(gconstpointer opaque)
     /*
      * Precopy gets 64 KiB/s until the switch: on a slow host (the test VM)
      * it had sent the ring pages before migrate-start-postcopy arrived.
+     * The push after it slows with the host, so pages stay missing as long.
      */
     g_autofree char *params = g_strdup_printf(
         "'max-bandwidth': 65536, 'max-postcopy-bandwidth': %.0f", 4194304 / gw_slow_factor());
