@@ -227,11 +227,6 @@ opts=trans=virtio,version=9p2000.L,msize=524288
 rwopts="$opts,cache=mmap"
 opts="$opts,cache=loose"
 mount -t 9p -o "$opts,ro" host /host || { say "cannot mount the host's root"; poweroff -f; }
-i=0
-for d in $GWVM_RW; do
-    mount -t 9p -o "$rwopts" "rw$i" "/host$d" || { say "cannot mount $d"; poweroff -f; }
-    i=$((i + 1))
-done
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
@@ -243,6 +238,14 @@ mount -t tmpfs -o mode=1777 tmp /host/tmp
 mount -t tmpfs -o mode=1777 vartmp /host/var/tmp
 mount -t tmpfs -o mode=755 run /host/run
 mount -t tmpfs tmp /host/var/lib/apt 2>/dev/null
+# The shared trees last, so that one under /tmp (a clone there) is not
+# hidden by the scratch tmpfs mounted over it.
+i=0
+for d in $GWVM_RW; do
+    mkdir -p "/host$d" 2>/dev/null
+    mount -t 9p -o "$rwopts" "rw$i" "/host$d" || { say "cannot mount $d"; poweroff -f; }
+    i=$((i + 1))
+done
 ip link set lo up
 echo 1 > /proc/sys/vm/unprivileged_userfaultfd
 [ -n "$GWVM_THP" ] && echo "$GWVM_THP" > /sys/kernel/mm/transparent_hugepage/enabled
