@@ -8,10 +8,10 @@ socket with precopy and with postcopy (switch after the first pass), and
 prints per run: total time and downtime as each VMM reports them, the
 STOP->RESUME event gap, the outside-measured marker gap (host CLOCK_REALTIME
 stamps on the guest's serial markers, 1 kHz unless --marker-hz, read
-through a unix socket on both sides: first marker on the destination minus last on the source) and
-the guest-measured largest gap per vCPU (its stall meter). Python 3 stdlib
-only; the QMP client is bench/gwqmp.py, the other helpers are in
-bench/gwbench.py. docs/devel/benchmarks.md, section "Guest OS", explains it.
+through a unix socket on both sides: first marker on the destination minus
+last on the source) and the guest-measured largest gap per vCPU (its stall
+meter). Python 3 stdlib only; the QMP client is bench/gwqmp.py, the other
+helpers are in bench/gwbench.py. docs/devel/benchmarks.md, section "Guest OS", explains it.
 """
 
 import argparse

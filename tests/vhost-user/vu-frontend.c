@@ -405,9 +405,7 @@ uint64_t vu_ring_take_calls(VuRing *r)
 
 bool vu_ring_wait_call(VuRing *r, int timeout_ms)
 {
-    struct pollfd p = { .fd = r->call_fd, .events = POLLIN };
-
-    return poll(&p, 1, timeout_ms) == 1;
+    return wait_readable(r->call_fd, timeout_ms);
 }
 
 void vufe_setup_ring(VuFe *fe, uint32_t index, VuRing *r, uint64_t uva_base, uint64_t log_gpa)
