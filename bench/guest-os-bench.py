@@ -246,6 +246,8 @@ def main():
     ap.add_argument("--json", default="guest-os-bench.json")
     ap.add_argument("--keep-tmp", action="store_true")
     args = ap.parse_args()
+    if not 1 <= args.marker_hz <= 10000:
+        ap.error("--marker-hz must be 1 to 10000 (the marker gap needs markers)")
 
     godwit = args.godwit or os.path.join(args.build, "godwit")
     args.guest = args.guest or os.path.join(args.build, "tests/guest/os/gwos.elf")
