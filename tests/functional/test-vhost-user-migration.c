@@ -269,6 +269,15 @@ static void check_backends(Mig *m, bool precopy_logging)
     }
 }
 
+/*
+ * Precopy held open while the guest runs: at 64 KiB/s a 100 ms rate window
+ * carries under two pages, so a pass of two pages or more is measured at
+ * that rate, and each page still dirty after it is estimated at 50 ms of
+ * downtime, over the 1 ms limit. Only a guest that all but stops writing
+ * lets it converge.
+ */
+#define HOLD_OPEN_PARAMS "'max-bandwidth': 65536, 'downtime-limit': 1"
+
 static void test_precopy(gconstpointer opaque)
 {
     Mig m;
@@ -279,18 +288,78 @@ static void test_precopy(gconstpointer opaque)
     }
     mig_setup(&m, &o);
     /*
-     * Unlimited, the move can take 47 ms, during which a descheduled guest
-     * may send no frame: nothing for the dirty log to show. At 16 MiB/s it
-     * takes over a second, so frames cross the back-end while it logs.
+     * Unlimited, the move can end (47 ms natively, 138 ms in the test VM)
+     * before a descheduled guest sends a frame: nothing for the dirty log to
+     * show. So it is held open until 200 frames have crossed the back-end
+     * since the first pass began (its log was on by then), and then let go.
      */
-    mig_set_params(m.src, "'max-bandwidth': 16777216");
+    mig_set_params(m.src, HOLD_OPEN_PARAMS);
     migrate(&m);
+    json_node_unref(gw_qmp_wait_event(m.src, "MIGRATION_PASS", gw_timeout(30000)));
+    wait_rx(m.src, results(m.src).net.rx + 200, 60000);
+    g_assert_cmpstr(mig_query_str(m.src, "status"), ==, "active");
+    mig_set_params(m.src, "'max-bandwidth': 0, 'downtime-limit': 300");
     mig_wait_status(m.src, "completed", gw_timeout(MIG_MS));
     mig_wait_status(m.dst, "completed", gw_timeout(MIG_MS));
     report(&m, "precopy");
     check_paused_destination(&m);
     check_backends(&m, true);
     mig_free(&m);
+}
+
+/*
+ * Wait until the guest's working set has been written through once (every
+ * vCPU running the workload has finished a pass over its share), so that a
+ * migration's first pass has at least that much to send.
+ */
+static void wait_working_set_written(Mig *m)
+{
+    gint64 deadline = g_get_monotonic_time() + gw_timeout(60000) * 1000LL;
+    GwosResults r;
+
+    for (;;) {
+        r = results(m->src);
+        bool all = r.online > 0;
+        for (uint32_t i = 0; i < r.online && i < GWOS_MAX_CPUS; i++) {
+            all = all && (i == r.net.cpu || r.cpu[i].pass >= 1);
+        }
+        if (all) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("the guest's workload has not written its %" G_GUINT64_FORMAT
+                    " MiB working set through once", r.mem_bytes >> 20);
+        }
+        g_usleep(100000);
+    }
+}
+
+/*
+ * With 16 MiB written, the first pass sends at least 4096 pages. Three
+ * quarters of the way through it (over 250 ms before its end at 16 MiB/s),
+ * drop to the hold-open rate: on a slow host the guest dirties so little
+ * during the first pass that the second would otherwise converge within
+ * milliseconds, before a migrate-start-postcopy could land.
+ */
+static void hold_open_after_first_pass(Mig *m)
+{
+    gint64 deadline = g_get_monotonic_time() + gw_timeout(MIG_MS) * 1000LL;
+
+    for (;;) {
+        g_autoptr(JsonNode) q = mig_query(m->src);
+        const char *status = json_object_get_string_member(json_node_get_object(q), "status");
+        /* MIGRATION_PASS 1 comes just before setup ends. */
+        if (strcmp(status, "setup") != 0) {
+            g_assert_cmpstr(status, ==, "active");
+            g_assert_cmpfloat(mig_num(q, "ram.dirty-sync-count"), ==, 1);
+            if (mig_num(q, "ram.normal") >= 3072) {
+                break;
+            }
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(5000);
+    }
+    mig_set_params(m->src, HOLD_OPEN_PARAMS);
 }
 
 static bool event_pass_ge2(JsonNode *ev, gpointer opaque)
@@ -310,15 +379,18 @@ static void test_postcopy_after_pass(gconstpointer opaque)
     mig_setup(&m, &o);
     mig_set_caps(m.src, "postcopy-ram", true);
     mig_set_caps(m.dst, "postcopy-ram", true);
-    /* A link the workload outpaces, so precopy would not end by itself. */
+    wait_working_set_written(&m);
     mig_set_params(m.src, "'max-bandwidth': 16777216, 'downtime-limit': 1");
     /* The destination announces with its own announce-* parameters. */
     mig_set_params(m.dst, "'announce-rounds': 3, 'announce-initial': 20, 'announce-step': 30");
     m.announce_rounds = 3;
     migrate(&m);
+    json_node_unref(gw_qmp_wait_event(m.src, "MIGRATION_PASS", gw_timeout(30000)));
+    hold_open_after_first_pass(&m);
     json_node_unref(gw_qmp_wait_event_match(m.src, "MIGRATION_PASS", event_pass_ge2, NULL,
                                             gw_timeout(MIG_MS)));
     json_node_unref(gw_qmp_assert_success(m.src, "{'execute': 'migrate-start-postcopy'}"));
+    mig_wait_status(m.src, "postcopy-active", gw_timeout(MIG_MS));
     mig_wait_status(m.src, "completed", gw_timeout(MIG_MS));
     mig_wait_status(m.dst, "completed", gw_timeout(MIG_MS));
     report(&m, "postcopy-after-pass");
