@@ -68,6 +68,7 @@ else
     summary build/.summary-vm
     summary build-san/.summary-vm
     summary build/.summary-vm-single
+    summary build-san/.summary-vm-single
     ./scripts/run-tests.py build --suite unit --label "unit tests" \
         --summary-file build/.summary-unit
     env $SAN_ENV ./scripts/run-tests.py build-san --suite unit \

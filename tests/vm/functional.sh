@@ -9,7 +9,7 @@
 #                         plain and under ASan+UBSan, less the programs below
 #   functional.sh single  in a VM on single-threaded TCG whose CPU has
 #                         SSE4.2: the programs whose guest is gwos or that
-#                         run DPDK's testpmd
+#                         run DPDK's testpmd, plain and under ASan+UBSan
 #
 # What runs follows the rule in docs/devel/test-vm.md: the quick suite (not
 # 'slow'), less the programs named below with the measurement that keeps
@@ -37,11 +37,17 @@ if [ "$1" = single ]; then
     ./scripts/run-tests.py build --no-rebuild --suite functional --no-suite slow "$@" \
         --label "functional tests (test VM, single-threaded TCG)" \
         --timeout-multiplier "$mult" --summary-file build/.summary-vm-single
+    (
+        export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+        export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 GW_SANITIZER_RUN=1
+        ./scripts/run-tests.py build-san --no-rebuild --suite functional --no-suite slow "$@" \
+            --label "sanitizer functional tests (test VM, single-threaded TCG)" \
+            --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm-single
+    )
     exit 0
 fi
 
 vuqemu="in the test VM QEMU boots this Linux guest neither under TCG (TCG inside TCG) nor, usably, under the nested KVM (GW_VU_QEMU_ACCEL=kvm in the single-threaded VM: 16.7 s of the guest's own boot clock after 150 s, then no more output); runs where the host has its own KVM"
-single_san="under ASan+UBSan this program runs only where the host has its own KVM (in the test VM it needs the slower single-threaded VM, where the plain run covers it)"
 precopy_san="under ASan in the test VM precopy of the busy tick guest does not converge (240 s, 30 passes); the plain run in the VM and the native sanitizer run cover it"
 
 # run-tests.py over build directory $2 with this VM boot's exclusions;
@@ -51,11 +57,7 @@ run_suite() {
     shift 2
     set -- "$@" --exclude "vhost-user-qemu=$vuqemu"
     for p in $single_programs; do
-        if [ "$kind" = plain ]; then
-            set -- "$@" --elsewhere "$p"
-        else
-            set -- "$@" --exclude "$p=$single_san"
-        fi
+        set -- "$@" --elsewhere "$p"
     done
     [ "$kind" = plain ] || set -- "$@" --exclude "migration-precopy=$precopy_san"
     ./scripts/run-tests.py "$dir" --no-rebuild --suite functional --no-suite slow "$@"
