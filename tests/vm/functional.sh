@@ -26,6 +26,14 @@ mult=$GW_TIMEOUT_SCALE
 single_programs="guest-os guest-os-migration vhost-user vhost-user-example vhost-user-dpdk
     vhost-user-migration"
 
+# The sanitizer runs' environment; GW_SANITIZER_RUN trims inside the
+# programs what the native sanitizer run trims.
+with_sanitizers() (
+    export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 GW_SANITIZER_RUN=1
+    "$@"
+)
+
 if [ "$1" = single ]; then
     # 1 kHz markers are more port I/O than vCPU 0 gets through here (364
     # loop iterations a second); 100 Hz leaves it room to run its workload.
@@ -37,43 +45,28 @@ if [ "$1" = single ]; then
     ./scripts/run-tests.py build --no-rebuild --suite functional --no-suite slow "$@" \
         --label "functional tests (test VM, single-threaded TCG)" \
         --timeout-multiplier "$mult" --summary-file build/.summary-vm-single
-    (
-        export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-        export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 GW_SANITIZER_RUN=1
-        ./scripts/run-tests.py build-san --no-rebuild --suite functional --no-suite slow "$@" \
-            --label "sanitizer functional tests (test VM, single-threaded TCG)" \
-            --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm-single
-    )
+    with_sanitizers ./scripts/run-tests.py build-san --no-rebuild --suite functional \
+        --no-suite slow "$@" --label "sanitizer functional tests (test VM, single-threaded TCG)" \
+        --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm-single
     exit 0
 fi
 
-vuqemu="in the test VM QEMU boots this Linux guest neither under TCG (TCG inside TCG) nor, usably, under the nested KVM (GW_VU_QEMU_ACCEL=kvm in the single-threaded VM: 16.7 s of the guest's own boot clock after 150 s, then no more output); runs where the host has its own KVM"
-precopy_san="under ASan in the test VM precopy of the busy tick guest does not converge (240 s, 30 passes); the plain run in the VM and the native sanitizer run cover it"
+vuqemu="in the test VM QEMU boots this Linux guest neither under TCG (TCG inside TCG) nor, usably, under the nested KVM (GW_VU_QEMU_ACCEL=kvm in the single-threaded VM: 16.7 s of the guest's own boot clock after 150 s, then no more output; with quiet, no output in 240 s); runs where the host has its own KVM"
 
-# run-tests.py over build directory $2 with this VM boot's exclusions;
-# $1 = plain or san, the rest are more run-tests.py options.
+# run-tests.py over build directory $1 with this VM boot's exclusions; the
+# rest are more run-tests.py options.
 run_suite() {
-    kind=$1 dir=$2
-    shift 2
+    dir=$1
+    shift
     set -- "$@" --exclude "vhost-user-qemu=$vuqemu"
     for p in $single_programs; do
         set -- "$@" --elsewhere "$p"
     done
-    [ "$kind" = plain ] || set -- "$@" --exclude "migration-precopy=$precopy_san"
     ./scripts/run-tests.py "$dir" --no-rebuild --suite functional --no-suite slow "$@"
 }
 
-run_suite plain build --label "functional tests (test VM)" --timeout-multiplier "$mult" \
+run_suite build --label "functional tests (test VM)" --timeout-multiplier "$mult" \
     --summary-file build/.summary-vm
-
-# Under the sanitizers the same rule (GW_SANITIZER_RUN trims inside the
-# programs what the native sanitizer run trims), and precopy is left to the
-# plain run above: an ASan source in the VM sends slower than the tick
-# guest dirties.
-(
-    export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
-    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 GW_SANITIZER_RUN=1
-    run_suite san build-san --label "sanitizer functional tests (test VM)" \
-        --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm
-)
+with_sanitizers run_suite build-san --label "sanitizer functional tests (test VM)" \
+    --timeout-multiplier "$((mult * 3))" --summary-file build-san/.summary-vm
 exit 0
