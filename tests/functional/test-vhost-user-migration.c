@@ -349,7 +349,7 @@ static void hold_open_after_first_pass(Mig *m)
         g_autoptr(JsonNode) q = mig_query(m->src);
         const char *status = json_object_get_string_member(json_node_get_object(q), "status");
         /* MIGRATION_PASS 1 comes just before setup ends. */
-        if (strcmp(status, "setup") != 0) {
+        if (g_strcmp0(status, "setup") != 0) {
             g_assert_cmpstr(status, ==, "active");
             g_assert_cmpfloat(mig_num(q, "ram.dirty-sync-count"), ==, 1);
             if (mig_num(q, "ram.normal") >= 3072) {
