@@ -49,7 +49,9 @@ for i in $(ls /sys/class/net); do
 done
 echo "vu-init: ready, interfaces: $(ls /sys/class/net | tr '\n' ' ')"
 /bin/vu-guest-program "$@"
-echo "vu-init: exit $?"
+rc=$?
+grep virtio /proc/interrupts | while read -r line; do echo "vu-init: irq $line"; done
+echo "vu-init: exit $rc"
 poweroff -f
 '''
 
